@@ -1,0 +1,56 @@
+# The whole user interface; see README.md.
+SHELL := /bin/bash
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TABLE ?= 7
+PROFILE ?= cpu
+DATA ?=
+ROW ?=
+PORT ?= 5000
+TRIALS ?= 8
+DATA_FLAG := $(if $(DATA),--data $(DATA),)
+
+.PHONY: install install-browser test test-fast lint ablation ui dashboard search benchmarks clean
+
+install: $(BIN)/assembled
+
+$(BIN)/assembled: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	# frost photographs for the corruption suite: package data only (its imports need removed pkg_resources)
+	$(BIN)/pip install --quiet --no-deps imagecorruptions==1.1.2
+	touch $@
+
+install-browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
+
+test: install
+	$(BIN)/pytest -q
+
+test-fast: install
+	$(BIN)/pytest -q -m "not slow"
+
+lint: install
+	$(BIN)/ruff check platform tests benchmarks dashboards
+
+ablation: install
+	$(BIN)/assembled ablation $(TABLE) --profile $(PROFILE) $(DATA_FLAG)
+
+dashboard: install
+	$(BIN)/assembled dashboard $(TABLE)
+
+ui: install
+	$(BIN)/assembled ui --port $(PORT)
+
+search: install
+	$(BIN)/assembled search $(TABLE) --row $(ROW) --profile $(PROFILE) --trials $(TRIALS) $(DATA_FLAG)
+
+benchmarks: install
+	$(BIN)/python benchmarks/train_step.py
+	$(BIN)/python benchmarks/evaluation.py
+
+clean:
+	rm -rf dashboards/out runs .pytest_cache

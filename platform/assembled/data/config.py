@@ -1,0 +1,36 @@
+"""Where a trial's images come from, as one validated schema."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class DataConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["synthetic", "folder", "cifar"] = "synthetic"
+    path: str | None = Field(None, description="root of an ImageFolder (with train/ and val/) or a CIFAR pickle folder")
+    num_classes: int = Field(10, ge=2, description="synthetic only; real data counts its class folders")
+    train_size: int = Field(5000, ge=1, description="synthetic images per epoch")
+    val_size: int = Field(1000, ge=1, description="synthetic evaluation images")
+    source_size: int = Field(64, ge=8, description="synthetic rendering resolution")
+    image_size: int = Field(64, ge=8, description="training crop")
+    eval_size: int | None = Field(None, description="evaluation crop; defaults to image_size")
+    min_crop_scale: float = Field(0.05, gt=0, le=1)
+    autoaugment: bool = False
+    limit_per_class: int | None = Field(None, ge=1, description="folder only: first N images per class (quick runs)")
+    val_limit_per_class: int | None = Field(None, ge=1)
+    num_workers: int = Field(0, ge=0)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> DataConfig:
+        if self.kind != "synthetic" and not self.path:
+            raise ValueError(f"data.kind={self.kind!r} needs data.path")
+        return self
+
+    @property
+    def eval_crop(self) -> int:
+        return self.eval_size or self.image_size

@@ -1,0 +1,41 @@
+"""One entry point from a :class:`DataConfig` to datasets, whatever the source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .cifar import CifarPickleDataset
+from .config import DataConfig
+from .folder import DataError, ImageFolderDataset, find_split
+from .synthetic import SyntheticShapes
+from .transforms import eval_geometry, eval_transform, train_transform
+
+
+def build_dataset(cfg: DataConfig, split: str, transform=None):
+    """``split`` is train or val; returns a dataset yielding ``(image, label, index)``."""
+    if cfg.kind == "synthetic":
+        length = cfg.train_size if split == "train" else cfg.val_size
+        return SyntheticShapes(cfg.num_classes, length, cfg.source_size, split, cfg.seed, transform)
+    root = Path(cfg.path or "")
+    if cfg.kind == "cifar":
+        return CifarPickleDataset(root, split, transform)
+    limit = cfg.limit_per_class if split == "train" else (cfg.val_limit_per_class or cfg.limit_per_class)
+    return ImageFolderDataset(find_split(root, split), transform, limit)
+
+
+def train_dataset(cfg: DataConfig):
+    return build_dataset(cfg, "train", train_transform(cfg.image_size, cfg.autoaugment, cfg.min_crop_scale))
+
+
+def val_dataset(cfg: DataConfig, normalised: bool = True):
+    """Evaluation images: normalised model inputs, or uint8 clean crops (for corruptions)."""
+    tf = eval_transform(cfg.eval_crop) if normalised else eval_geometry(cfg.eval_crop)
+    return build_dataset(cfg, "val", tf)
+
+
+def teacher_view(cfg: DataConfig):
+    """The training images as a teacher sees them offline: eval preprocessing, no augmentation."""
+    return build_dataset(cfg, "train", eval_transform(cfg.eval_crop))
+
+
+__all__ = ["DataError", "build_dataset", "teacher_view", "train_dataset", "val_dataset"]

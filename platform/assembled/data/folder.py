@@ -1,0 +1,71 @@
+"""Real images from disk: ImageFolder layouts (ImageNet, Imagenette, Food-101 after its split
+script, the shared CIFAR-10 JPEGs) with errors a user can act on.
+
+A missing root or split, an empty class folder, or no images at all raise
+:class:`DataError` naming the path before training starts. An unreadable image is replaced by
+the next readable one and counted in ``skipped``, so one bad file never kills a worker.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+from torchvision.datasets.folder import IMG_EXTENSIONS
+
+
+class DataError(ValueError):
+    """Bad data location or content, with the path at fault in the message."""
+
+
+def find_split(root: Path, split: str) -> Path:
+    """``root/<split>`` for the usual names (train; val / validation / test for evaluation)."""
+    if not root.exists():
+        raise DataError(f"data path does not exist: {root}")
+    names = ["train"] if split == "train" else ["val", "validation", "test"]
+    for name in names:
+        if (root / name).is_dir():
+            return root / name
+    raise DataError(f"{root}: no {' / '.join(names)} folder for the {split} split")
+
+
+class ImageFolderDataset:
+    """``root/<class>/<image>``; returns ``(transform(image), label, index)``."""
+
+    def __init__(self, root: str | Path, transform=None, limit_per_class: int | None = None) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DataError(f"image folder does not exist: {self.root}")
+        self.classes = sorted(p.name for p in self.root.iterdir() if p.is_dir())
+        if not self.classes:
+            raise DataError(f"{self.root}: no class folders (expected {self.root}/<class>/<image>)")
+        self.samples: list[tuple[Path, int]] = []
+        for label, cls in enumerate(self.classes):
+            files = sorted(p for p in (self.root / cls).iterdir() if p.suffix.lower() in IMG_EXTENSIONS)
+            if not files:
+                raise DataError(f"{self.root / cls}: empty class folder (no images)")
+            self.samples += [(f, label) for f in files[:limit_per_class]]
+        self.targets = [label for _, label in self.samples]
+        self.num_classes = len(self.classes)
+        self.transform = transform
+        self.skipped: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def load(self, i: int) -> Image.Image:
+        """The image at ``i``, or the next readable one (counted as skipped)."""
+        for offset in range(len(self.samples)):
+            path, _ = self.samples[(i + offset) % len(self.samples)]
+            try:
+                with Image.open(path) as img:
+                    return img.convert("RGB")
+            except (OSError, UnidentifiedImageError):
+                self.skipped.append(str(path))
+        raise DataError(f"{self.root}: no readable image")
+
+    def __getitem__(self, i: int):
+        img = self.load(i)
+        if self.transform is not None:
+            img = self.transform(img)
+        return img, self.targets[i], i

@@ -1,0 +1,48 @@
+"""Per-image transform presets (train / eval), on uint8 tensors or PIL images.
+
+Train: RandomResizedCrop(scale 0.05-1, ratio 3/4-4/3) + horizontal flip (+ torchvision's
+ImageNet AutoAugment policy), then float and normalise. Eval: resize the short side to
+size/0.875 (256 for 224) and centre-crop ``size``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torchvision.transforms import v2
+
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+EVAL_CROP_RATIO = 0.875
+
+
+def _finish() -> list:
+    return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)]
+
+
+def train_transform(size: int, autoaugment: bool = False, min_scale: float = 0.05) -> v2.Compose:
+    ops: list = [
+        v2.ToImage(),
+        v2.RandomResizedCrop(size, scale=(min_scale, 1.0), ratio=(3 / 4, 4 / 3), antialias=True),
+        v2.RandomHorizontalFlip(),
+    ]
+    if autoaugment:
+        ops.append(v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET))
+    return v2.Compose(ops + _finish())
+
+
+def eval_geometry(size: int) -> v2.Compose:
+    """Resize + centre crop only, leaving uint8: the clean image that corruptions start from."""
+    return v2.Compose(
+        [v2.ToImage(), v2.Resize(int(round(size / EVAL_CROP_RATIO)), antialias=True), v2.CenterCrop(size)]
+    )
+
+
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    """Float [0, 1] N x 3 x H x W -> the model's input normalisation."""
+    mean = torch.tensor(MEAN, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(STD, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+    return (images - mean) / std
+
+
+def eval_transform(size: int) -> v2.Compose:
+    return v2.Compose([eval_geometry(size), *_finish()])

@@ -1,0 +1,71 @@
+"""The switches of every architecture the platform builds, as one validated schema.
+
+Every row of every ablation table is a value of :class:`ModelConfig`, never a new class.
+Unknown keys are rejected so a typo in a YAML table fails before anything trains.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+RESNET_LAYERS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
+# BigLittleNet (official resnet_version 2) uses other block counts for 152
+BIG_LITTLE_LAYERS = {50: (3, 4, 6, 3), 101: (4, 8, 18, 3), 152: (5, 12, 30, 3)}
+
+
+class ModelConfig(BaseModel):
+    """Architecture switches. ``arch`` picks the family; the rest apply to it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    arch: Literal["resnet", "mobilenet_v1", "efficientnet"] = "resnet"
+    depth: int = 50
+    layers: tuple[int, int, int, int] | None = Field(None, description="override block counts per stage")
+    width: int = Field(64, ge=4, description="stage-1 bottleneck width (64 in the paper)")
+    small_input: bool = Field(False, description="CIFAR-style stem: stride-1 3x3, no max-pool")
+    # ResNet-D
+    deep_stem: bool = False
+    avg_down: bool = False
+    # channel attention
+    se: bool = False
+    se_reduction: int = Field(16, ge=1)
+    sk: Literal["doubled_3x3", "3x3_5x5"] | None = None
+    sk_reduction: int = Field(2, ge=1)
+    sk_min_width: int = Field(32, ge=1)
+    # anti-aliasing: filter size 0 disables; placement per Table 3
+    aa_filter: Literal[0, 2, 3, 4, 5, 6, 7] = 0
+    aa_maxpool: bool = False
+    aa_proj: bool = False
+    aa_sconv: bool = True
+    # BigLittleNet
+    big_little: bool = False
+    bl_alpha: int = Field(2, ge=1)
+    bl_beta: int = Field(4, ge=1)
+    # DropBlock
+    dropblock: bool = False
+    dropblock_size: int = Field(7, ge=1)
+    zero_gamma: bool = True
+    bn_momentum: float = Field(0.1, gt=0, lt=1, description="PyTorch convention; official TF 0.997 = 0.003")
+    # MobileNet / EfficientNet
+    width_mult: float = Field(1.0, gt=0)
+    variant: Literal["b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7"] = "b0"
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelConfig:
+        if self.arch == "resnet" and self.layers is None and self.depth not in RESNET_LAYERS:
+            raise ValueError(f"depth must be one of {sorted(RESNET_LAYERS)} (or give layers), got {self.depth}")
+        if self.aa_filter == 0 and (self.aa_maxpool or self.aa_proj) and self.arch == "resnet":
+            raise ValueError("aa_maxpool/aa_proj need aa_filter > 0")
+        return self
+
+    def block_counts(self) -> tuple[int, int, int, int]:
+        if self.layers is not None:
+            return self.layers
+        table = BIG_LITTLE_LAYERS if self.big_little else RESNET_LAYERS
+        return table[self.depth]
+
+    @property
+    def anti_alias(self) -> bool:
+        return self.aa_filter > 0

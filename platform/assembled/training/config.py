@@ -1,0 +1,94 @@
+"""Everything one training run needs, validated; the trainer reads nothing else.
+
+The paper's values are the defaults where they are portable (momentum 0.9, wd 1e-4, lr 0.1
+per 256 images = 0.4 at 1024, 5 warm-up epochs, cosine, LS 0.1 when on, mixup alpha 0.2,
+DropBlock keep_prob 1.0 -> 0.9).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..data.config import DataConfig
+from ..models.config import ModelConfig
+from ..models.registry import resolve_config
+
+
+class OptimConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(64, ge=2)
+    base_lr: float = Field(0.1, gt=0, description="lr per 256 images; scaled linearly with batch_size")
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = False
+    weight_decay: float = Field(1e-4, ge=0)
+    schedule: Literal["cosine", "piecewise"] = "cosine"
+    warmup_epochs: float = Field(5.0, ge=0)
+    milestones: tuple[float, ...] = Field(
+        (0.25, 0.5, 2 / 3, 0.75), description="piecewise: fractions of training (30/60/80/90 of 120 epochs)"
+    )
+    gamma: float = Field(0.1, gt=0, lt=1, description="piecewise decay factor")
+
+    @property
+    def lr(self) -> float:
+        return self.base_lr * self.batch_size / 256
+
+
+class RegConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    mixup_alpha: float = Field(0.0, ge=0)
+    mixup_type: Literal[1, 2] = 1
+    dropblock_keep_prob: float = Field(0.9, gt=0, le=1, description="final keep_prob of the linear 1.0 -> kp schedule")
+    kd_temperature: float = Field(0.0, ge=0, description="0 disables distillation")
+    teacher_logits: str | None = Field(None, description="path of cached teacher logits (.pt) for KD")
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: dict[str, Any] | str = "resnet50"
+    data: DataConfig = DataConfig()
+    optim: OptimConfig = OptimConfig()
+    reg: RegConfig = RegConfig()
+    seed: int = 0
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    amp: bool | None = Field(None, description="bf16 autocast; default on for CUDA")
+    channels_last: bool | None = Field(None, description="default on for CUDA")
+    eval_every: int = Field(1, ge=1)
+    threads: int | None = Field(None, ge=1, description="torch intra-op threads on CPU")
+
+    @field_validator("model")
+    @classmethod
+    def _model_ok(cls, v: dict[str, Any] | str) -> dict[str, Any] | str:
+        resolve_config(v)  # raises with the offending key
+        return v
+
+    def model_config_resolved(self) -> ModelConfig:
+        return resolve_config(self.model)
+
+    def config_hash(self) -> str:
+        """Identity of what is trained: everything except where/how fast it runs."""
+        d = self.model_dump(mode="json", exclude={"device", "threads", "eval_every"})
+        d["model"] = self.model_config_resolved().model_dump(mode="json")
+        d["data"].pop("num_workers", None)
+        blob = json.dumps(d, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}: the shape MLflow params take."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out

@@ -1,0 +1,27 @@
+"""Per-step schedules: learning rate (linear warm-up from 0, then cosine to 0 or piecewise) and
+DropBlock keep_prob (linear from 1 to its final value over all steps, warm-up included), as in
+the official code."""
+
+from __future__ import annotations
+
+import math
+
+from .config import OptimConfig
+
+
+def learning_rate(step: int, total_steps: int, steps_per_epoch: float, cfg: OptimConfig) -> float:
+    peak = cfg.lr
+    warmup = int(steps_per_epoch * cfg.warmup_epochs)
+    if step < warmup:
+        return peak * step / warmup
+    if cfg.schedule == "cosine":
+        span = max(1, total_steps - warmup)
+        t = min(step - warmup, span) / span
+        return 0.5 * peak * (1 + math.cos(math.pi * t))
+    passed = sum(step >= int(m * total_steps) for m in cfg.milestones)
+    return peak * cfg.gamma**passed
+
+
+def keep_prob(step: int, total_steps: int, final: float) -> float:
+    t = min(step, total_steps) / max(1, total_steps)
+    return 1.0 - (1.0 - final) * t

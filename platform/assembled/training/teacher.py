@@ -1,0 +1,33 @@
+"""Offline teacher logits for knowledge distillation (as the paper: computed once, stored).
+
+The teacher sees the training images through eval preprocessing (no crop jitter, flip, mixup
+or AutoAugment); one N x K tensor is saved, indexed like the training set.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..data import teacher_view
+from ..data.config import DataConfig
+from .trainer import loader_for
+
+
+@torch.no_grad()
+def compute_teacher_logits(model: nn.Module, data: DataConfig, device: torch.device, batch_size: int = 128) -> torch.Tensor:
+    model.eval().to(device)
+    ds = teacher_view(data)
+    out = torch.empty(len(ds), ds.num_classes)
+    for x, _, idx in loader_for(ds, batch_size, False, data.num_workers):
+        out[idx] = model(x.to(device)).float().cpu()
+    return out
+
+
+def save_logits(logits: torch.Tensor, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(logits, path)
+    return path

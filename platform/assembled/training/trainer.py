@@ -1,0 +1,233 @@
+"""The one trainer every trial runs: a config in, metrics out through callbacks.
+
+It knows nothing of Ray, MLflow or YAML. Per step: (mixup) -> label smoothing -> forward
+under bf16 autocast on GPU -> CE (+ KD) -> SGD; lr and DropBlock keep_prob are set per step.
+Every epoch: evaluate, checkpoint ``workdir/last.pt``, notify callbacks. A run whose
+``workdir`` already holds a checkpoint of the same config resumes after its last epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, RandomSampler
+from tqdm.auto import tqdm
+
+from ..data import train_dataset, val_dataset
+from ..data.mixup import mixup_pairs, sample_lambda
+from ..models import build_model, set_keep_prob
+from . import checkpoint as ckpt
+from .callbacks import notify
+from .config import TrainConfig
+from .losses import distillation, smooth, soft_cross_entropy, teacher_probabilities
+from .optim import build_optimizer
+from .schedules import keep_prob, learning_rate
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite: retrying will not help."""
+
+
+@dataclass
+class TrainResult:
+    model: torch.nn.Module
+    metrics: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+    checkpoint: Path | None = None
+    resumed_from: int = 0
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def loader_for(dataset, batch_size: int, shuffle: bool, workers: int, seed: int = 0, passes: int = 1) -> DataLoader:
+    sampler = None
+    if shuffle:
+        g = torch.Generator().manual_seed(seed)
+        sampler = RandomSampler(dataset, num_samples=len(dataset) * passes, generator=g)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        drop_last=shuffle,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        pin_memory=torch.cuda.is_available(),
+    )
+
+
+@torch.no_grad()
+def evaluate_top1(model: torch.nn.Module, loader: DataLoader, device: torch.device, amp: bool = False,
+                  channels_last: bool = False) -> dict[str, float]:
+    """Top-1 / top-5 accuracy (%) and mean CE loss over a loader of (image, label, index)."""
+    model.eval()
+    correct1 = torch.zeros((), device=device)
+    correct5 = torch.zeros((), device=device)
+    loss = torch.zeros((), device=device)
+    n = 0
+    for x, y, _ in loader:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = model(x).float()
+        loss += F.cross_entropy(logits, y, reduction="sum")
+        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        correct1 += (top[:, 0] == y).sum()
+        correct5 += (top == y[:, None]).any(1).sum()
+        n += y.numel()
+    return {
+        "top1": 100.0 * correct1.item() / max(n, 1),
+        "top5": 100.0 * correct5.item() / max(n, 1),
+        "val_loss": loss.item() / max(n, 1),
+    }
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, workdir: str | Path, callbacks: list | None = None, progress: bool = True):
+        self.cfg = cfg
+        self.workdir = Path(workdir)
+        self.callbacks = list(callbacks or [])
+        self.progress = progress
+        self.device = resolve_device(cfg.device)
+        cuda = self.device.type == "cuda"
+        self.amp = cuda if cfg.amp is None else cfg.amp
+        self.channels_last = cuda if cfg.channels_last is None else cfg.channels_last
+
+    # -- set-up ---------------------------------------------------------------------------
+    def _teacher(self, n_train: int, num_classes: int) -> torch.Tensor | None:
+        reg = self.cfg.reg
+        if reg.kd_temperature <= 0:
+            return None
+        if not reg.teacher_logits:
+            raise ValueError("reg.kd_temperature > 0 needs reg.teacher_logits (a .pt file of N x K logits)")
+        logits = torch.load(reg.teacher_logits, map_location="cpu", weights_only=True)
+        if logits.shape != (n_train, num_classes):
+            raise ValueError(
+                f"{reg.teacher_logits}: teacher logits have shape {tuple(logits.shape)}, "
+                f"expected ({n_train}, {num_classes}) for this training set"
+            )
+        return teacher_probabilities(logits, reg.kd_temperature).to(self.device)
+
+    def fit(self) -> TrainResult:
+        cfg, dev = self.cfg, self.device
+        if cfg.threads and dev.type == "cpu":
+            torch.set_num_threads(cfg.threads)
+        seed_everything(cfg.seed)
+        train_ds, val_ds = train_dataset(cfg.data), val_dataset(cfg.data)
+        num_classes = train_ds.num_classes
+        mix = cfg.reg.mixup_alpha > 0
+        two_batches = mix and cfg.reg.mixup_type == 1
+        B = cfg.optim.batch_size
+        workers = cfg.data.num_workers
+        val_loader = loader_for(val_ds, max(B, 64), False, workers)
+        teacher = self._teacher(len(train_ds), num_classes)
+
+        model = build_model(cfg.model, num_classes=num_classes).to(dev)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        opt = build_optimizer(model, cfg.optim)
+        uses_dropblock = set_keep_prob(model, 1.0) > 0
+
+        start_epoch, history = 0, []
+        last = self.workdir / ckpt.LAST
+        config_hash = cfg.config_hash()
+        if last.exists():
+            state = ckpt.load(last, dev)
+            if state.get("config_hash") == config_hash:
+                model.load_state_dict(state["model"])
+                opt.load_state_dict(state["optimizer"])
+                start_epoch, history = state["epoch"] + 1, state["history"]
+                log.info("resuming %s after epoch %d", last, state["epoch"])
+            else:
+                log.warning("%s belongs to another config; starting afresh", last)
+
+        # type-1 mixup draws two batches per step: the loader yields 2B images, an epoch 2N
+        steps_per_epoch = len(train_ds) // B
+        total_steps = steps_per_epoch * cfg.optim.epochs
+        notify(self.callbacks, "on_train_start", {
+            "num_classes": num_classes, "train_images": len(train_ds), "val_images": len(val_ds),
+            "steps_per_epoch": steps_per_epoch, "device": str(dev), "start_epoch": start_epoch,
+            "config_hash": config_hash,
+        })
+        mix_gen = torch.Generator().manual_seed(cfg.seed + 17)
+        metrics: dict[str, float] = dict(history[-1]) if history else {}
+        for epoch in range(start_epoch, cfg.optim.epochs):
+            loader = loader_for(
+                train_ds, 2 * B if two_batches else B, True, workers, cfg.seed * 1000 + epoch, 2 if two_batches else 1
+            )
+            model.train()
+            t0 = time.perf_counter()
+            running = torch.zeros((), device=dev)
+            seen = 0
+            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.optim.epochs}", leave=False, disable=not self.progress,
+                       total=steps_per_epoch)
+            for i, (x, y, idx) in enumerate(bar):
+                if i >= steps_per_epoch:
+                    break
+                step = epoch * steps_per_epoch + i
+                lr = learning_rate(step, total_steps, steps_per_epoch, cfg.optim)
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                if uses_dropblock:
+                    set_keep_prob(model, keep_prob(step, total_steps, cfg.reg.dropblock_keep_prob))
+                x = x.to(dev, non_blocking=True)
+                y = y.to(dev, non_blocking=True)
+                parts = [x, F.one_hot(y, num_classes).float()]
+                if teacher is not None:
+                    parts.append(teacher[idx.to(dev)])
+                if mix:
+                    lam = sample_lambda(B, cfg.reg.mixup_alpha, dev, mix_gen)
+                    parts = mixup_pairs(parts, lam, cfg.reg.mixup_type)
+                x, target = parts[0], smooth(parts[1], cfg.reg.label_smoothing)
+                if self.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.amp):
+                    logits = model(x)
+                loss = soft_cross_entropy(logits, target)
+                if teacher is not None:
+                    loss = loss + distillation(logits, parts[2], cfg.reg.kd_temperature)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                running += loss.detach()
+                seen += x.shape[0]
+                if self.progress and i % 20 == 0:
+                    bar.set_postfix(loss=f"{running.item() / (i + 1):.3f}", lr=f"{lr:.3g}")
+            bar.close()
+            train_loss = running.item() / max(1, steps_per_epoch)
+            if not math.isfinite(train_loss):
+                raise TrainingDiverged(f"training loss is {train_loss} at epoch {epoch + 1}")
+            elapsed = time.perf_counter() - t0
+            metrics = {
+                "loss": train_loss, "lr": lr, "epoch_time_s": elapsed, "train_images_per_s": seen / max(elapsed, 1e-9),
+            }
+            if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.optim.epochs:
+                metrics |= evaluate_top1(model, val_loader, dev, self.amp, self.channels_last)
+            history.append(metrics)
+            ckpt.save(last, {
+                "model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "history": history,
+                "config_hash": config_hash, "config": cfg.model_dump(mode="json"), "num_classes": num_classes,
+            })
+            notify(self.callbacks, "on_epoch_end", epoch, metrics, last)
+        result = TrainResult(model, metrics, history, last if last.exists() else None, start_epoch)
+        notify(self.callbacks, "on_train_end", {"metrics": metrics, "checkpoint": result.checkpoint})
+        return result
