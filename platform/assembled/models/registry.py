@@ -58,7 +58,7 @@ def resolve_config(spec: str | dict[str, Any] | ModelConfig) -> ModelConfig:
     base: dict[str, Any] = {}
     if name is not None:
         if name not in REGISTRY:
-            raise KeyError(f"unknown model {name!r}; registered: {', '.join(REGISTRY)}")
+            raise ValueError(f"unknown model {name!r}; registered: {', '.join(REGISTRY)}")
         base = dict(REGISTRY[name][0])
     return ModelConfig.model_validate({**base, **spec})
 

@@ -1,0 +1,122 @@
+"""The ``assembled`` command: models, profile, train (and, further down the slice, evaluate,
+ablation, dashboard, ui, search). Each sub-command imports what it needs lazily, so
+``assembled models`` answers without importing Ray or MLflow."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .config_io import ConfigError
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .models import default_input_size, list_models
+
+    for name in list_models():
+        print(f"{name:22s} input {default_input_size(name)}")
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from .evaluation import count_macs, count_params
+    from .models import build_model, default_input_size
+
+    size = args.input_size or default_input_size(args.name)
+    model = build_model(args.name, num_classes=args.num_classes)
+    out = {"model": args.name, "input_size": size, "params": count_params(model), "macs": count_macs(model, size)}
+    if args.throughput:
+        from .evaluation.throughput import measure_throughput
+
+        out |= measure_throughput(model, size, batch_size=args.batch_size, device=args.device)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"{args.name} @ {size}px: {out['params'] / 1e6:.2f}M params, {out['macs'] / 1e9:.3f} GMACs")
+        if "images_per_s" in out:
+            print(f"throughput: {out['images_per_s']:.1f} images/s (batch {args.batch_size}, {out['device']})")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config_io import apply_overrides, read_yaml, validate
+    from .tracking import open_run, train_tracked
+    from .training import TrainConfig
+
+    data = apply_overrides(read_yaml(args.config), args.set or [])
+    cfg = validate(TrainConfig, data, str(args.config))
+    run = open_run(cfg, args.experiment, args.run_name or Path(args.config).stem, tags={"source": "assembled train"})
+    workdir = Path(args.workdir or Path("runs") / run.run_id)
+    print(f"MLflow run {run.run_id} in experiment '{args.experiment}' ({run.uri})")
+    after = None
+    if args.evaluate:
+        from .evaluation.suite import suite_after_training
+
+        after = suite_after_training(cfg, args.robustness)
+    result = train_tracked(cfg, run, workdir, after_training=after)
+    shown = {k: round(v, 4) for k, v in result.metrics.items() if k in ("top1", "top5", "loss")}
+    print(f"finished: {shown}; checkpoint {result.checkpoint}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="assembled", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("models", help="list registered model names")
+    s.set_defaults(fn=cmd_models)
+
+    s = sub.add_parser("profile", help="params and MACs (and throughput) of a model")
+    s.add_argument("name")
+    s.add_argument("--input-size", type=int)
+    s.add_argument("--num-classes", type=int, default=1000)
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--throughput", action="store_true", help="also time inference (batch 64, FP32)")
+    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--device", default="auto")
+    s.set_defaults(fn=cmd_profile)
+
+    s = sub.add_parser("train", help="train one configuration, tracked in MLflow")
+    s.add_argument("config", type=Path)
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a dotted key (repeatable)")
+    s.add_argument("--experiment", default="train")
+    s.add_argument("--run-name")
+    s.add_argument("--workdir", help="checkpoint folder (default runs/<run id>)")
+    s.add_argument("--evaluate", action="store_true", help="run the evaluation suite after training")
+    s.add_argument("--robustness", choices=["none", "quick", "full"], default="quick")
+    s.set_defaults(fn=cmd_train)
+
+    for register in _extensions():
+        register(sub)
+    return p
+
+
+def _extensions():
+    """Sub-commands that live beside their subsystem."""
+    from .cli_ext import REGISTRARS
+
+    return REGISTRARS
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        return args.fn(args)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

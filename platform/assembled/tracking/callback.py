@@ -1,0 +1,37 @@
+"""A trainer callback that writes per-epoch metrics (step = epoch) to one MLflow run."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
+
+from .store import retry_locked
+
+
+class MlflowCallback:
+    def __init__(self, client: MlflowClient, run_id: str, log_checkpoint: bool = True) -> None:
+        self.client = client
+        self.run_id = run_id
+        self.log_checkpoint = log_checkpoint
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if isinstance(v, int | float)]
+        retry_locked(lambda: self.client.log_batch(self.run_id, metrics=batch))
+
+    def on_train_start(self, info: dict[str, Any]) -> None:
+        tags = {f"data.{k}": str(v) for k, v in info.items() if k in ("num_classes", "train_images", "val_images")}
+        tags["device"] = str(info.get("device"))
+        retry_locked(lambda: [self.client.set_tag(self.run_id, k, v) for k, v in tags.items()])
+
+    def on_epoch_end(self, epoch: int, metrics: dict[str, float], checkpoint: Path) -> None:
+        self.log_metrics(metrics, epoch + 1)
+
+    def on_train_end(self, result: dict[str, Any]) -> None:
+        ckpt = result.get("checkpoint")
+        if self.log_checkpoint and ckpt is not None and Path(ckpt).exists():
+            retry_locked(lambda: self.client.log_artifact(self.run_id, str(ckpt), "checkpoint"))

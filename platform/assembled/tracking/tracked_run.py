@@ -1,0 +1,103 @@
+"""One training configuration as one MLflow run: params, tags, config, curves, checkpoint,
+final metrics; the run ends FAILED with the reason when training raises.
+
+Used by ``assembled train`` and by every ablation trial (which passes its parent run and, on a
+retry, the run id it already opened, so a retried trial continues its own run).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Param, RunStatus
+
+from ..training import TrainConfig, Trainer, TrainResult, flatten
+from .callback import MlflowCallback
+from .provenance import provenance_tags
+from .store import client as make_client
+from .store import ensure_experiment, retry_locked, tracking_uri
+
+PARAM_MAX = 6000
+
+
+@dataclass
+class TrackedRun:
+    run_id: str
+    experiment_id: str
+    uri: str
+
+
+def open_run(
+    cfg: TrainConfig,
+    experiment: str,
+    run_name: str,
+    parent_run_id: str | None = None,
+    tags: dict[str, str] | None = None,
+    uri: str | None = None,
+    run_id: str | None = None,
+) -> TrackedRun:
+    """Create the run with params, tags and config (or re-open ``run_id`` untouched)."""
+    uri = uri or tracking_uri()
+    c = make_client(uri)
+    exp_id = ensure_experiment(experiment, uri)
+    if run_id is not None:
+        retry_locked(lambda: c.update_run(run_id, status="RUNNING"))
+        return TrackedRun(run_id, exp_id, uri)
+    all_tags = {"mlflow.runName": run_name, **provenance_tags(cfg.config_hash()), **(tags or {})}
+    if parent_run_id:
+        all_tags["mlflow.parentRunId"] = parent_run_id
+    run = retry_locked(lambda: c.create_run(exp_id, tags=all_tags, run_name=run_name))
+    rid = run.info.run_id
+    resolved = cfg.model_dump(mode="json")
+    resolved["model_resolved"] = cfg.model_config_resolved().model_dump(mode="json")
+    params = [Param(k, str(v)[:PARAM_MAX]) for k, v in flatten(resolved).items()]
+    for i in range(0, len(params), 90):
+        chunk = params[i : i + 90]
+        retry_locked(lambda chunk=chunk: c.log_batch(rid, params=chunk))
+    retry_locked(lambda: c.log_dict(rid, resolved, "config.json"))
+    return TrackedRun(rid, exp_id, uri)
+
+
+def finish_run(run: TrackedRun, status: str = "FINISHED", reason: str | None = None) -> None:
+    c = make_client(run.uri)
+    if reason:
+        retry_locked(lambda: c.set_tag(run.run_id, "failure_reason", reason[:5000]))
+    retry_locked(lambda: c.set_terminated(run.run_id, status=status))
+
+
+def train_tracked(
+    cfg: TrainConfig,
+    run: TrackedRun,
+    workdir: str | Path | None = None,
+    extra_callbacks: list | None = None,
+    after_training: Callable[[TrainResult, MlflowCallback], dict[str, Any]] | None = None,
+    progress: bool = True,
+    finish: bool = True,
+) -> TrainResult:
+    """Train ``cfg`` logging into ``run``; ``after_training`` (e.g. the evaluation suite) may add metrics."""
+    c = make_client(run.uri)
+    cb = MlflowCallback(c, run.run_id)
+    workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="assembled-"))
+    try:
+        result = Trainer(cfg, workdir, [cb, *(extra_callbacks or [])], progress=progress).fit()
+        final = {f"final_{k}": v for k, v in result.metrics.items() if k in ("top1", "top5", "loss")}
+        final |= {k: v for k, v in result.metrics.items() if k in ("top1", "top5")}
+        if after_training is not None:
+            final |= after_training(result, cb)
+        cb.log_metrics(final, len(result.history))
+        retry_locked(lambda: c.log_text(run.run_id, json.dumps(result.history, indent=1), "history.json"))
+    except BaseException as e:
+        if finish:
+            reason = f"{type(e).__name__}: {e}"
+            status = "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED"
+            finish_run(run, status, reason + "\n" + traceback.format_exc(limit=5))
+        raise
+    if finish:
+        finish_run(run)
+    return result

@@ -1,0 +1,115 @@
+"""The math of each trainer piece."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from assembled.data.mixup import mixup_pairs, sample_lambda
+from assembled.models import build_model
+from assembled.training.config import OptimConfig, TrainConfig
+from assembled.training.losses import distillation, smooth, soft_cross_entropy, teacher_probabilities
+from assembled.training.optim import param_groups
+from assembled.training.schedules import keep_prob, learning_rate
+
+
+def test_label_smoothing_values():
+    y = F.one_hot(torch.tensor([2]), 5).float()
+    s = smooth(y, 0.1)
+    assert s[0, 2].item() == pytest.approx(0.9 + 0.02)
+    assert s[0, 0].item() == pytest.approx(0.02)
+    assert s.sum().item() == pytest.approx(1.0)
+
+
+def test_soft_ce_equals_ce_on_one_hot():
+    logits = torch.randn(4, 6)
+    y = torch.tensor([0, 3, 5, 1])
+    assert soft_cross_entropy(logits, F.one_hot(y, 6).float()).item() == pytest.approx(
+        F.cross_entropy(logits, y).item(), rel=1e-6
+    )
+
+
+def test_kd_equals_ce_at_t1_with_one_hot_teacher():
+    logits = torch.randn(4, 6)
+    y = torch.tensor([0, 3, 5, 1])
+    teacher_logits = F.one_hot(y, 6).float() * 1e4  # softmax = one-hot
+    p = teacher_probabilities(teacher_logits, 1.0)
+    assert distillation(logits, p, 1.0).item() == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-5)
+
+
+def test_kd_temperature_scaling():
+    logits, t = torch.randn(3, 4), torch.randn(3, 4)
+    T = 2.0
+    expected = T**2 * -(F.softmax(t / T, -1) * F.log_softmax(logits / T, -1)).sum(-1).mean()
+    assert distillation(logits, teacher_probabilities(t, T), T).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("mixup_type", [1, 2])
+def test_mixup_convexity(mixup_type):
+    g = torch.Generator().manual_seed(0)
+    rows = 8 if mixup_type == 1 else 4
+    x = torch.rand(rows, 3, 5, 5)
+    y = F.one_hot(torch.arange(rows) % 3, 3).float()
+    lam = sample_lambda(4, 0.2, torch.device("cpu"), g)
+    assert ((lam >= 0) & (lam <= 1)).all()
+    mx, my = mixup_pairs([x, y], lam, mixup_type)
+    assert mx.shape[0] == 4 and my.shape == (4, 3)
+    assert torch.allclose(my.sum(1), torch.ones(4))
+    half = rows // 2
+    a, b = x[:half], x[half:]
+    if mixup_type == 1:
+        expect = lam.view(-1, 1, 1, 1) * a + (1 - lam.view(-1, 1, 1, 1)) * b
+    else:
+        l1, l2 = lam[:half].view(-1, 1, 1, 1), lam[half:].view(-1, 1, 1, 1)
+        expect = torch.cat([l1 * a + (1 - l1) * b, l2 * a + (1 - l2) * b.flip(0)])
+    assert torch.allclose(mx, expect)
+    # mixed pixels lie between the two sources
+    lo = torch.minimum(x[:half], x[half:]) if mixup_type == 1 else None
+    if lo is not None:
+        assert (mx >= lo - 1e-6).all()
+
+
+def test_lr_schedule_values():
+    cfg = OptimConfig(epochs=10, batch_size=1024, base_lr=0.1, warmup_epochs=2)
+    assert cfg.lr == pytest.approx(0.4)  # 0.4 at 1024, the paper's
+    spe, total = 100, 1000
+    assert learning_rate(0, total, spe, cfg) == 0.0
+    assert learning_rate(100, total, spe, cfg) == pytest.approx(0.2)  # half-way through warm-up
+    assert learning_rate(200, total, spe, cfg) == pytest.approx(0.4)
+    assert learning_rate(600, total, spe, cfg) == pytest.approx(0.2)  # cosine mid-point
+    assert learning_rate(1000, total, spe, cfg) == pytest.approx(0.0, abs=1e-12)
+    pw = OptimConfig(epochs=120, batch_size=256, schedule="piecewise", warmup_epochs=0)
+    assert learning_rate(0, 1200, 10, pw) == pytest.approx(0.1)
+    assert learning_rate(300, 1200, 10, pw) == pytest.approx(0.01)  # epoch 30
+    assert learning_rate(850, 1200, 10, pw) == pytest.approx(1e-4)  # after epoch 80
+    assert learning_rate(1199, 1200, 10, pw) == pytest.approx(1e-5)
+
+
+def test_keep_prob_schedule():
+    assert keep_prob(0, 100, 0.9) == 1.0
+    assert keep_prob(50, 100, 0.9) == pytest.approx(0.95)
+    assert keep_prob(100, 100, 0.9) == pytest.approx(0.9)
+
+
+def test_no_decay_on_bias_and_bn():
+    m = build_model({"name": "se_resnet50d", "width": 8, "layers": [1, 1, 1, 1]}, 10)
+    decay, no_decay = param_groups(m, 1e-4)
+    assert decay["weight_decay"] == 1e-4 and no_decay["weight_decay"] == 0.0
+    ids = {id(p) for p in no_decay["params"]}
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            assert id(mod.weight) in ids and id(mod.bias) in ids
+    assert id(m.fc.bias) in ids and id(m.fc.weight) not in ids
+    assert all(p.ndim > 1 for p in decay["params"])
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(m.parameters()))
+
+
+def test_config_hash_ignores_runtime_fields():
+    a = TrainConfig(model="resnet50d")
+    b = TrainConfig(model={"name": "resnet50d"}, device="cpu", threads=2)
+    c = TrainConfig(model="resnet50d", reg={"label_smoothing": 0.1})
+    assert a.config_hash() == b.config_hash() != c.config_hash()
+    assert math.isfinite(a.optim.lr)
