@@ -1,6 +1,8 @@
-"""Registration of the sub-commands that belong to later subsystems (evaluate, ablation,
-dashboard, ui, search). Each adds its parser; the import of the subsystem happens on use."""
+"""Registration of the sub-commands that live beside their subsystem (evaluate, ablation,
+dashboard, ui, search). Each adds its parser; the subsystem is imported on use."""
 
 from __future__ import annotations
 
-REGISTRARS: list = []
+from .evaluation.cli import register as _evaluate
+
+REGISTRARS: list = [_evaluate]

@@ -1,0 +1,99 @@
+"""Cost of a full mCE + mFR evaluation relative to one clean evaluation pass, per corruption,
+measured side by side in one process on the same model, images and device.
+
+    python benchmarks/evaluation.py [--size 64] [--images 500] [--mfr-images 100] [--model resnet50d]
+
+mCE's 75 corrupted copies are a floor of 75x a clean pass; generation should add little.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "platform"))
+
+from assembled.data import corruptions  # noqa: E402
+from assembled.data.perturbations import PERTURBATIONS, sequence  # noqa: E402
+from assembled.data.synthetic import SyntheticShapes  # noqa: E402
+from assembled.evaluation.robustness import CHUNK, predict  # noqa: E402
+from assembled.models import build_model  # noqa: E402
+
+
+def sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn, dev) -> float:
+    sync(dev)
+    t0 = time.perf_counter()
+    fn()
+    sync(dev)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--size", type=int, default=None)
+    p.add_argument("--images", type=int, default=None)
+    p.add_argument("--mfr-images", type=int, default=100)
+    p.add_argument("--model", default="resnet50d")
+    p.add_argument("--width", type=int, default=None)
+    args = p.parse_args()
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    gpu = dev.type == "cuda"
+    size = args.size or (224 if gpu else 64)
+    n = args.images or (2000 if gpu else 500)
+    width = args.width or (64 if gpu else 16)
+    model = build_model({"name": args.model, "width": width}, num_classes=10).to(dev).eval()
+    images = SyntheticShapes(10, n, size, "val").images.to(dev)
+    with torch.no_grad():
+        predict(model, images[:CHUNK].float() / 255, dev)  # warm-up
+
+        def clean() -> None:
+            for s in range(0, n, CHUNK):
+                predict(model, images[s : s + CHUNK].float() / 255, dev)
+
+        t_clean = min(timed(clean, dev) for _ in range(3))
+        print(f"device {torch.cuda.get_device_name() if gpu else 'CPU'}; {args.model} width {width}; "
+              f"{n} images at {size}px")
+        print(f"clean pass: {t_clean:.3f} s")
+        total_gen = total_all = 0.0
+        for name in corruptions.names():
+            gen = all_ = 0.0
+            for sev in range(1, 6):
+                for s in range(0, n, CHUNK):
+                    x = images[s : s + CHUNK].float() / 255
+                    sync(dev)
+                    t0 = time.perf_counter()
+                    xc = corruptions.corrupt(x, name, sev, seed=s)
+                    sync(dev)
+                    t1 = time.perf_counter()
+                    predict(model, xc, dev)
+                    sync(dev)
+                    gen += t1 - t0
+                    all_ += time.perf_counter() - t0
+            total_gen += gen
+            total_all += all_
+            print(f"  {name:18s} {all_ / t_clean:7.1f}x clean (generation {gen / t_clean:6.1f}x)")
+        print(f"mCE total: {total_all / t_clean:.1f}x a clean pass (75x is the inference floor; "
+              f"generation {total_gen / t_clean:.1f}x)")
+        m = min(args.mfr_images, n)
+        sub = images[:m]
+        t_sub = timed(lambda: predict(model, sub.float() / 255, dev), dev)
+        total = 0.0
+        for name in PERTURBATIONS:
+            t = timed(lambda name=name: predict(model, sequence(sub.float() / 255, name).flatten(0, 1), dev), dev)
+            total += t
+            print(f"  {name:18s} {t / t_sub:7.1f}x a clean pass of the {m} mFR images")
+        print(f"mFR total on {m} images: {total / t_sub:.1f}x a clean pass of those images "
+              f"({total / t_clean:.1f}x the full {n}-image clean pass)")
+
+
+if __name__ == "__main__":
+    main()

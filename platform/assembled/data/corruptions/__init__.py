@@ -1,0 +1,260 @@
+"""ImageNet-C corruptions (Hendrycks & Dietterich, ICLR 2019), batched in torch.
+
+``corrupt(images, name, severity, seed)`` takes and returns float N x 3 x H x W in [0, 1] on
+the images' device. Randomness comes from a CPU generator seeded by (seed, name, severity),
+so the same inputs give the same corrupted images on every machine and device. Constants are
+the published ones for the resolution family (``params.severity_set``); spatial constants of
+the 224-px set are rescaled to the actual size. Glass blur's pixel swaps and spatter's liquid
+texture are batched approximations of the originals (documented in their functions).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+
+import torch
+import torch.nn.functional as F
+import torchvision
+
+from . import ops
+from .params import FROST_SCALE, NATIVE, SETS, severity_set
+
+STANDARD = (
+    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
+    "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression",
+)
+EXTRA = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
+
+
+def names(include_extra: bool = False) -> list[str]:
+    """The 15 standard corruptions (and the official code's 4 extras)."""
+    return list(STANDARD + (EXTRA if include_extra else ()))
+
+
+class Ctx:
+    """What a corruption needs besides the image: its constant, RNG, scale to the native size."""
+
+    def __init__(self, param, g: torch.Generator, family: str, size: int) -> None:
+        self.c = param
+        self.g = g
+        self.family = family
+        self.scale = size / NATIVE[family]
+
+    def randn(self, *shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=self.g)
+
+    def rand(self, *shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=self.g)
+
+
+def _gaussian_noise(x, k):
+    return x + k.randn(*x.shape).to(x) * k.c
+
+
+def _shot_noise(x, k):
+    return torch.poisson(x.cpu().double() * k.c, generator=k.g).to(x) / k.c
+
+
+def _impulse_noise(x, k):
+    hit = k.rand(*x.shape).to(x) < k.c
+    salt = (k.rand(*x.shape) < 0.5).to(x)
+    return torch.where(hit, salt, x)
+
+
+def _speckle_noise(x, k):
+    return x + x * k.randn(*x.shape).to(x) * k.c
+
+
+def _gaussian_blur(x, k):
+    return ops.gaussian_blur(x, k.c * k.scale)
+
+
+def _glass_blur(x, k):
+    sigma, delta, iters = k.c
+    y = (ops.gaussian_blur(x, sigma * k.scale) * 255).floor() / 255  # uint8 round trip of the original
+    y = ops.local_shuffle(y, max(1, round(delta * k.scale)), iters, k.g)
+    return ops.gaussian_blur(y, sigma * k.scale)
+
+
+def _defocus_blur(x, k):
+    radius, alias = k.c
+    return ops.depthwise(x, ops.disk_kernel(radius * k.scale, alias), mode="reflect")
+
+
+def _motion_blur(x, k):
+    radius, sigma = k.c
+    angle = k.rand(x.shape[0]) * 90 - 45
+    return ops.motion_blur(x, radius * k.scale, sigma * k.scale, angle)
+
+
+def _zoom_blur(x, k):
+    out = x.clone()
+    for z in k.c:
+        out += ops.zoom(x, float(z))
+    return out / (len(k.c) + 1)
+
+
+def _snow(x, k):
+    loc, scale, zoom_f, thr, radius, sigma, blend = k.c
+    n, _, h, w = x.shape
+    layer = (k.randn(n, 1, h, w) * scale + loc).to(x)
+    layer = ops.zoom(layer, zoom_f)
+    layer = torch.where(layer < thr, torch.zeros_like(layer), layer).clamp(0, 1)
+    layer = ops.motion_blur(layer, radius * k.scale, sigma * k.scale, k.rand(n) * 90 - 135)
+    x = blend * x + (1 - blend) * torch.maximum(x, ops.grayscale(x) * 1.5 + 0.5)
+    return x + layer + layer.flip(-1, -2)
+
+
+@cache
+def _frost_images() -> tuple[torch.Tensor, ...]:
+    """The six frost photographs shipped as package data of ``imagecorruptions`` (read without
+    importing it: its import fails beside torch 2.14.1's setuptools)."""
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution("imagecorruptions")
+    except metadata.PackageNotFoundError as e:
+        raise RuntimeError(
+            "frost needs the photographs in the 'imagecorruptions' wheel: pip install --no-deps imagecorruptions==1.1.2"
+        ) from e
+    files = ["frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg", "frost6.jpg"]
+    out = []
+    for f in files:
+        path = dist.locate_file(f"imagecorruptions/frost/{f}")
+        out.append(torchvision.io.decode_image(str(path), mode=torchvision.io.ImageReadMode.RGB).float() / 255)
+    return tuple(out)
+
+
+def _frost(x, k):
+    a, b = k.c
+    n, _, h, w = x.shape
+    photos = _frost_images()
+    factor = FROST_SCALE[k.family] * k.scale
+    layers = []
+    for i in range(n):
+        idx = int(k.rand(1).item() * 5)
+        img = photos[idx]
+        th, tw = max(h + 1, int(img.shape[1] * factor)), max(w + 1, int(img.shape[2] * factor))
+        img = F.interpolate(img[None], size=(th, tw), mode="bilinear", antialias=True, align_corners=False)[0]
+        y0 = int(k.rand(1).item() * (th - h))
+        x0 = int(k.rand(1).item() * (tw - w))
+        layers.append(img[:, y0 : y0 + h, x0 : x0 + w])
+    return a * x + b * torch.stack(layers).to(x)
+
+
+def _fog(x, k):
+    strength, decay = k.c
+    n, _, h, w = x.shape
+    size = 1 << max(h, w, 2).bit_length() if max(h, w) & (max(h, w) - 1) else max(h, w)
+    size = max(size, 256 if k.family == "imagenet" else NATIVE[k.family])
+    fog = ops.plasma_fractal(n, size, decay, k.g)[:, :h, :w].unsqueeze(1).to(x)
+    peak = x.amax((1, 2, 3), keepdim=True)
+    return (x + strength * fog) * peak / (peak + strength)
+
+
+def _brightness(x, k):
+    hsv = ops.rgb_to_hsv(x.clamp(0, 1))
+    hsv[:, 2] = (hsv[:, 2] + k.c).clamp(0, 1)
+    return ops.hsv_to_rgb(hsv)
+
+
+def _saturate(x, k):
+    hsv = ops.rgb_to_hsv(x.clamp(0, 1))
+    hsv[:, 1] = (hsv[:, 1] * k.c[0] + k.c[1]).clamp(0, 1)
+    return ops.hsv_to_rgb(hsv)
+
+
+def _contrast(x, k):
+    mean = x.mean((2, 3), keepdim=True)
+    return (x - mean) * k.c + mean
+
+
+def _elastic_transform(x, k):
+    alpha, sigma, affine_amp = (v * k.scale for v in k.c)
+    n, _, h, w = x.shape
+    # random affine: three anchor points moved by up to +-affine_amp pixels
+    centre, sq = torch.tensor([w // 2, h // 2], dtype=torch.float32), min(h, w) // 3
+    src = torch.stack([centre + sq, torch.stack([centre[0] + sq, centre[1] - sq]), centre - sq])
+    dst = src + (k.rand(n, 3, 2) * 2 - 1) * affine_amp
+    theta = torch.empty(n, 2, 3)
+    ones = torch.ones(3, 1)
+    for i in range(n):
+        # inverse map: output pixel (dst) samples input (src)
+        sol = torch.linalg.solve(torch.cat([dst[i], ones], 1), src)
+        theta[i] = sol.T
+    # convert the pixel-space affine to grid_sample's normalised coordinates
+    to_norm = torch.tensor([[2 / max(w - 1, 1), 0, -1], [0, 2 / max(h - 1, 1), -1], [0, 0, 1]])
+    from_norm = torch.linalg.inv(to_norm)
+    full = torch.cat([theta, torch.tensor([[[0, 0, 1.0]]]).expand(n, 1, 3)], 1)
+    theta_n = (to_norm @ full @ from_norm)[:, :2]
+    x = ops.affine(x, theta_n.to(x.device), padding="reflection")
+    # smooth random displacement field
+    field = (k.rand(n, 2, h, w) * 2 - 1).to(x)
+    if sigma > 0:
+        field = ops.gaussian_blur(field, sigma)
+    field = field * alpha
+    grid = ops.identity_grid(n, h, w, x.device).clone()
+    grid[..., 0] += field[:, 0] * 2 / max(w - 1, 1)
+    grid[..., 1] += field[:, 1] * 2 / max(h - 1, 1)
+    return ops.sample(x, grid, padding="reflection")
+
+
+def _pixelate(x, k):
+    h, w = x.shape[-2:]
+    small = F.interpolate(x, size=(max(1, int(h * k.c)), max(1, int(w * k.c))), mode="area")
+    return F.interpolate(small, size=(h, w), mode="nearest")
+
+
+def _jpeg_compression(x, k):
+    u8 = (x.clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+    encoded = torchvision.io.encode_jpeg(list(u8), quality=int(k.c))
+    decoded = torchvision.io.decode_jpeg(encoded)
+    return torch.stack(decoded).to(x.device, x.dtype) / 255
+
+
+def _spatter(x, k):
+    """Approximation of Hendrycks' spatter: the same thresholded, blurred liquid layer, blended
+    as pale-turquoise water (without the original's Canny/distance-transform shading) or as
+    mud."""
+    loc, scale, sigma, thr, strength, mud = k.c
+    n, _, h, w = x.shape
+    liquid = ops.gaussian_blur((k.randn(n, 1, h, w) * scale + loc).to(x), sigma * k.scale)
+    liquid = torch.where(liquid < thr, torch.zeros_like(liquid), liquid)
+    if mud == 0:
+        m = liquid / liquid.amax((2, 3), keepdim=True).clamp_min(1e-6) * strength
+        colour = torch.tensor([175, 238, 238], device=x.device, dtype=x.dtype).view(1, 3, 1, 1) / 255
+        return x + m * colour
+    m = ops.gaussian_blur((liquid > thr).to(x), strength * k.scale)
+    m = torch.where(m < 0.8, torch.zeros_like(m), m)
+    colour = torch.tensor([63, 42, 20], device=x.device, dtype=x.dtype).view(1, 3, 1, 1) / 255
+    return x * (1 - m) + colour * m
+
+
+CORRUPTIONS: dict[str, Callable] = {
+    "gaussian_noise": _gaussian_noise, "shot_noise": _shot_noise, "impulse_noise": _impulse_noise,
+    "speckle_noise": _speckle_noise, "defocus_blur": _defocus_blur, "glass_blur": _glass_blur,
+    "motion_blur": _motion_blur, "zoom_blur": _zoom_blur, "gaussian_blur": _gaussian_blur, "snow": _snow,
+    "frost": _frost, "fog": _fog, "spatter": _spatter, "brightness": _brightness, "contrast": _contrast,
+    "saturate": _saturate, "elastic_transform": _elastic_transform, "pixelate": _pixelate,
+    "jpeg_compression": _jpeg_compression,
+}
+
+
+@torch.no_grad()
+def corrupt(images: torch.Tensor, name: str, severity: int, seed: int = 0, family: str | None = None) -> torch.Tensor:
+    """Corrupt a batch. ``family`` (imagenet / tiny / cifar) defaults to the one for the size."""
+    if name not in CORRUPTIONS:
+        raise ValueError(f"unknown corruption {name!r}; known: {', '.join(CORRUPTIONS)}")
+    if not 1 <= severity <= 5:
+        raise ValueError(f"severity must be 1..5, got {severity}")
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected N x 3 x H x W images, got {tuple(images.shape)}")
+    size = min(images.shape[-2:])
+    family = family or severity_set(size)
+    g = torch.Generator().manual_seed(ops.seed_from(seed, name, severity))
+    ctx = Ctx(SETS[family][name][severity - 1], g, family, size)
+    return CORRUPTIONS[name](images.float(), ctx).clamp(0, 1)
+
+
+__all__ = ["EXTRA", "STANDARD", "corrupt", "names", "severity_set"]

@@ -1,0 +1,83 @@
+"""``assembled evaluate CHECKPOINT``: the evaluation suite alone, logged to an MLflow run."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def load_checkpoint_model(path: Path, model_override: str | None = None):
+    import torch
+
+    from ..models import build_model
+    from ..training import TrainConfig
+    from ..training import checkpoint as ckpt
+
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    state = ckpt.load(path)
+    if "model" not in state or "config" not in state:
+        raise ValueError(f"{path}: not a checkpoint written by the assembled trainer")
+    cfg = TrainConfig.model_validate(state["config"])
+    if model_override:
+        cfg = cfg.model_copy(update={"model": model_override})
+    model = build_model(cfg.model, num_classes=state["num_classes"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:
+        first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
+        raise ValueError(f"{path}: weights do not fit model {cfg.model!r} ({first[:200]})") from None
+    return model, cfg, state["num_classes"], torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ..tracking import client, ensure_experiment, open_run, retry_locked, tracking_uri
+    from ..tracking.callback import MlflowCallback
+    from .suite import EvalConfig, evaluate_model
+
+    path = Path(args.checkpoint)
+    model, cfg, num_classes, device = load_checkpoint_model(path, args.model)
+    ev_cfg = EvalConfig(
+        robustness=args.robustness, extra_corruptions=args.extra_corruptions, imagenet_c=args.imagenet_c,
+        mce_images=args.mce_images, mfr_images=args.mfr_images,
+    )
+    if args.imagenet_c and not Path(args.imagenet_c).is_dir():
+        raise FileNotFoundError(f"ImageNet-C folder does not exist: {args.imagenet_c}")
+    uri = tracking_uri()
+    run_id = args.run_id
+    if run_id is None and path.parent.name and len(path.parent.name) == 32:
+        # `assembled train` writes runs/<run id>/last.pt: log beside the training metrics
+        try:
+            client(uri).get_run(path.parent.name)
+            run_id = path.parent.name
+        except Exception:
+            run_id = None
+    if run_id is None:
+        ensure_experiment(args.experiment, uri)
+        run_id = open_run(cfg, args.experiment, f"evaluate {path.name}", tags={"source": "assembled evaluate"}).run_id
+    model.to(device)
+    result = evaluate_model(model, cfg, ev_cfg, device, num_classes, progress=True)
+    cb = MlflowCallback(client(uri), run_id)
+    cb.log_metrics(result.metrics, 0)
+    c = client(uri)
+    for k, v in result.tags.items():
+        retry_locked(lambda k=k, v=v: c.set_tag(run_id, k, v))
+    if run_id != args.run_id and run_id != path.parent.name:
+        retry_locked(lambda: c.set_terminated(run_id))
+    keys = ["top1", "mce", "mfr", "throughput", "throughput_ratio_r50", "macs", "params"]
+    print(f"MLflow run {run_id}: " + ", ".join(f"{k}={result.metrics[k]:.4g}" for k in keys if k in result.metrics))
+    return 0
+
+
+def register(sub) -> None:
+    s = sub.add_parser("evaluate", help="top-1, mCE, mFR, throughput, MACs/params of a checkpoint")
+    s.add_argument("checkpoint")
+    s.add_argument("--run-id", help="MLflow run to log into (default: the run that wrote it, else a new one)")
+    s.add_argument("--experiment", default="evaluate")
+    s.add_argument("--model", help="build this model instead of the checkpoint's own")
+    s.add_argument("--robustness", choices=["none", "quick", "full"], default="quick")
+    s.add_argument("--extra-corruptions", action="store_true", help="the official code's 19 corruptions")
+    s.add_argument("--imagenet-c", help="read a pre-generated ImageNet-C folder instead of generating")
+    s.add_argument("--mce-images", type=int)
+    s.add_argument("--mfr-images", type=int)
+    s.set_defaults(fn=cmd_evaluate)

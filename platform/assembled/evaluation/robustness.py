@@ -1,0 +1,151 @@
+"""mCE (ImageNet-C protocol) and mFR / mT5D (ImageNet-P protocol) of a classifier.
+
+Corruptions are generated from the clean evaluation crops in chunks of ``CHUNK`` images, the
+chunk index entering the seed, so results do not depend on the inference batch size.
+Normalisation: per-corruption CE_c = sum_s E_cs / sum_s E_cs(reference); mCE = mean CE_c
+(x100). The reference is AlexNet (ImageNet) or a baseline model's own errors; with none, the
+unnormalised mean error is reported (as the paper does for Food-101).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..data import corruptions
+from ..data.folder import DataError, ImageFolderDataset
+from ..data.perturbations import NOISE, PERTURBATIONS, sequence
+from ..data.transforms import normalize
+
+CHUNK = 100
+
+
+def predict(model: nn.Module, images01: torch.Tensor, device: torch.device, batch: int = 256,
+            topk: int = 1) -> torch.Tensor:
+    out = []
+    for i in range(0, images01.shape[0], batch):
+        x = normalize(images01[i : i + batch].to(device))
+        out.append(model(x).topk(topk, dim=1).indices.cpu())
+    return torch.cat(out)
+
+
+def clean_tensor(dataset, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Evaluation crops as uint8 N x 3 x H x W and labels (dataset yields uint8 crops)."""
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    # spread a subset over the whole set so every class is represented
+    idx = torch.linspace(0, len(dataset) - 1, n).round().long().unique() if n < len(dataset) else torch.arange(n)
+    imgs, labels = zip(*[(dataset[int(i)][0], dataset[int(i)][1]) for i in idx])
+    return torch.stack([torch.as_tensor(im) for im in imgs]), torch.tensor(labels)
+
+
+@torch.no_grad()
+def corruption_errors(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, names: Iterable[str], device: torch.device,
+    seed: int = 0, family: str | None = None, progress: bool = False,
+) -> dict[str, list[float]]:
+    """Top-1 error per corruption per severity (5 values) on uint8 clean crops."""
+    model.eval()
+    names = list(names)
+    wrong = {n: [0] * 5 for n in names}
+    total = images.shape[0]
+    bar = tqdm(total=len(names) * 5 * total, desc="mCE", disable=not progress, unit="img", leave=False)
+    for start in range(0, total, CHUNK):
+        x = images[start : start + CHUNK].to(device).float() / 255
+        y = labels[start : start + CHUNK]
+        for name in names:
+            for s in range(1, 6):
+                xc = corruptions.corrupt(x, name, s, seed=seed * 1_000_003 + start, family=family)
+                wrong[name][s - 1] += int((predict(model, xc, device)[:, 0] != y).sum())
+                bar.update(x.shape[0])
+    bar.close()
+    return {n: [w / total for w in wrong[n]] for n in names}
+
+
+@torch.no_grad()
+def folder_corruption_errors(
+    model: nn.Module, root: str | Path, names: Iterable[str], device: torch.device, size: int,
+) -> dict[str, list[float]]:
+    """Errors on a pre-generated ImageNet-C folder ``<root>/<corruption>/<severity>/<class>/<image>``."""
+    from torchvision.transforms import v2
+
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"ImageNet-C folder does not exist: {root}")
+    tf = v2.Compose([v2.ToImage(), v2.CenterCrop(size)])
+    errors = {}
+    for name in names:
+        errs = []
+        for s in range(1, 6):
+            path = root / name / str(s)
+            if not path.is_dir():
+                raise DataError(f"{path}: missing from the ImageNet-C folder (corruption {name}, severity {s})")
+            ds = ImageFolderDataset(path, tf)
+            images, labels = clean_tensor(ds)
+            errs.append(float((predict(model, images.float() / 255, device)[:, 0] != labels).float().mean()))
+        errors[name] = errs
+    return errors
+
+
+def normalised_ce(errors: dict[str, list[float]], reference: dict[str, float | list[float]] | None) -> dict[str, float]:
+    """CE_c x100 per corruption and mCE; with no reference, mean errors x100 (unnormalised)."""
+    out = {}
+    for name, errs in errors.items():
+        mean_err = sum(errs) / len(errs)
+        if reference is None:
+            out[name] = 100 * mean_err
+        else:
+            ref = reference[name]
+            ref_mean = sum(ref) / len(ref) if isinstance(ref, list | tuple) else ref
+            out[name] = 100 * mean_err / max(ref_mean, 1e-9)
+    return out
+
+
+def relative_mce(errors: dict[str, list[float]], clean_error: float, reference: dict[str, float | list[float]],
+                 reference_clean_error: float) -> float:
+    vals = []
+    for name, errs in errors.items():
+        ref = reference[name]
+        ref_mean = sum(ref) / len(ref) if isinstance(ref, list | tuple) else ref
+        vals.append((sum(errs) / len(errs) - clean_error) / max(ref_mean - reference_clean_error, 1e-9))
+    return 100 * sum(vals) / len(vals)
+
+
+@torch.no_grad()
+def flip_rates(
+    model: nn.Module, images: torch.Tensor, device: torch.device, seed: int = 0, progress: bool = False,
+    names: Iterable[str] = PERTURBATIONS,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Flip probability and top-5 distance per perturbation (unnormalised)."""
+    model.eval()
+    names = list(names)
+    flips = {n: 0.0 for n in names}
+    t5d = {n: 0.0 for n in names}
+    pairs = {n: 0 for n in names}
+    bar = tqdm(total=len(names) * images.shape[0], desc="mFR", disable=not progress, unit="seq", leave=False)
+    for start in range(0, images.shape[0], CHUNK):
+        x = images[start : start + CHUNK].to(device).float() / 255
+        for name in names:
+            frames = sequence(x, name, seed * 1_000_003 + start)
+            f, n = frames.shape[:2]
+            top5 = predict(model, frames.flatten(0, 1), device, topk=5).view(f, n, -1)
+            ref = top5[:1].expand_as(top5[1:]) if name in NOISE else top5[:-1]
+            cur = top5[1:]
+            flips[name] += float((cur[..., 0] != ref[..., 0]).sum())
+            t5d[name] += float(top5_distance(ref, cur).sum())
+            pairs[name] += (f - 1) * n
+            bar.update(n)
+    bar.close()
+    return {n: flips[n] / pairs[n] for n in names}, {n: t5d[n] / pairs[n] for n in names}
+
+
+def top5_distance(prev: torch.Tensor, cur: torch.Tensor) -> torch.Tensor:
+    """Hendrycks' top-5 distance: sum_k |(k-1) - min(sigma(k)-1, 5)| with sigma the rank in the
+    later frame of the earlier frame's k-th class (absent -> 5)."""
+    k = prev.shape[-1]
+    match = prev.unsqueeze(-1) == cur.unsqueeze(-2)  # ... x k (prev) x k (cur)
+    rank = torch.where(match.any(-1), match.float().argmax(-1), torch.full(prev.shape, k))
+    return (torch.arange(k) - rank.clamp(max=5)).abs().sum(-1)

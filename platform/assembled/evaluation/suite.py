@@ -1,0 +1,145 @@
+"""The evaluation suite run at the end of every trial and by ``assembled evaluate``:
+top-1/top-5, mCE (+ per-corruption CE and per-severity errors), mFR and mT5D (+ per
+perturbation), throughput and its ratio to ResNet-50, MACs and params.
+
+Metric names (MLflow): top1, top5, mce, mce_unnormalized, relative_mce, mfr, mt5d, ce_<c>,
+cerr_<c> (mean error x100), err_<c>_<s>, fr_<p>, fp_<p> (flip probability x100), t5d_<p>,
+throughput, throughput_r50, throughput_ratio_r50, throughput_int8 (MobileNet), macs, params.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from ..data import corruptions, val_dataset
+from ..data.corruptions.params import severity_set
+from ..data.perturbations import PERTURBATIONS
+from ..training.config import TrainConfig
+from ..training.trainer import evaluate_top1, loader_for
+from .complexity import count_macs, count_params
+from .reference import ALEXNET_CE, ALEXNET_CLEAN_ERROR, ALEXNET_FP
+from .robustness import (
+    clean_tensor,
+    corruption_errors,
+    flip_rates,
+    folder_corruption_errors,
+    normalised_ce,
+    relative_mce,
+)
+from .throughput import quantized_cpu_throughput, throughput_with_ratio
+
+
+class EvalConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    robustness: Literal["none", "quick", "full"] = "quick"
+    extra_corruptions: bool = Field(False, description="the official code's 19 instead of the standard 15")
+    mce_images: int | None = Field(None, ge=1, description="subset for mCE (default: quick 500, full all)")
+    mfr_images: int | None = Field(None, ge=1, description="subset for mFR (default: quick 100, full 1000)")
+    reference: Literal["auto", "alexnet", "none"] = "auto"
+    imagenet_c: str | None = Field(None, description="pre-generated ImageNet-C folder to read instead")
+    throughput: bool = True
+    throughput_batch: int = Field(64, ge=1)
+    throughput_repeats: int = Field(5, ge=1)
+    seed: int = 0
+
+
+@dataclass
+class EvalResult:
+    metrics: dict[str, float]
+    tags: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, list[float]] = field(default_factory=dict)
+
+
+def _use_alexnet(cfg: EvalConfig, size: int, num_classes: int) -> bool:
+    if cfg.reference == "alexnet":
+        return True
+    return cfg.reference == "auto" and size >= 224 and num_classes >= 1000
+
+
+@torch.no_grad()
+def evaluate_model(model: nn.Module, train_cfg: TrainConfig, cfg: EvalConfig, device: torch.device,
+                   num_classes: int, progress: bool = True, clean: dict[str, float] | None = None) -> EvalResult:
+    model.eval()
+    size = train_cfg.data.eval_crop
+    metrics: dict[str, float] = {}
+    tags: dict[str, str] = {}
+    if clean is None:
+        clean = evaluate_top1(model, loader_for(val_dataset(train_cfg.data), 128, False, 0), device)
+    metrics |= {k: clean[k] for k in ("top1", "top5")}
+    metrics["params"] = float(count_params(model))
+    metrics["macs"] = float(count_macs(model, size))
+    result = EvalResult(metrics, tags)
+    if cfg.robustness != "none":
+        full = cfg.robustness == "full"
+        names = corruptions.names(cfg.extra_corruptions)
+        family = severity_set(size)
+        tags["corruption_params"] = f"{family} (Hendrycks, {'19' if cfg.extra_corruptions else '15'} corruptions)"
+        alexnet = _use_alexnet(cfg, size, num_classes)
+        tags["mce_reference"] = "alexnet" if alexnet else "none (unnormalised; tables normalise by their baseline row)"
+        if cfg.imagenet_c:
+            errors = folder_corruption_errors(model, cfg.imagenet_c, names, device, size)
+            tags["corruption_source"] = f"folder {cfg.imagenet_c}"
+        else:
+            clean_ds = val_dataset(train_cfg.data, normalised=False)
+            images, labels = clean_tensor(clean_ds, cfg.mce_images or (None if full else 500))
+            errors = corruption_errors(model, images, labels, names, device, cfg.seed, family, progress)
+            tags["corruption_source"] = f"generated on the fly from {images.shape[0]} evaluation images"
+        result.errors = errors
+        ce = normalised_ce(errors, ALEXNET_CE if alexnet else None)
+        raw = normalised_ce(errors, None)
+        for name in names:
+            metrics[f"ce_{name}"] = ce[name]
+            metrics[f"cerr_{name}"] = raw[name]
+            for s, e in enumerate(errors[name], 1):
+                metrics[f"err_{name}_{s}"] = 100 * e
+        metrics["mce"] = sum(ce.values()) / len(ce)
+        metrics["mce_unnormalized"] = sum(raw.values()) / len(raw)
+        if alexnet:
+            metrics["relative_mce"] = relative_mce(errors, 1 - clean["top1"] / 100, ALEXNET_CE, ALEXNET_CLEAN_ERROR)
+        # mFR on a subset of the evaluation images (ImageNet-P uses 10,000 of 50,000)
+        clean_ds = val_dataset(train_cfg.data, normalised=False)
+        p_images, _ = clean_tensor(clean_ds, cfg.mfr_images or (1000 if full else 100))
+        fps, t5ds = flip_rates(model, p_images, device, cfg.seed, progress)
+        for name in PERTURBATIONS:
+            metrics[f"fp_{name}"] = 100 * fps[name]
+            metrics[f"fr_{name}"] = 100 * fps[name] / ALEXNET_FP[name] if alexnet else 100 * fps[name]
+            metrics[f"t5d_{name}"] = t5ds[name]
+        metrics["mfr"] = sum(metrics[f"fr_{p}"] for p in PERTURBATIONS) / len(PERTURBATIONS)
+        metrics["mt5d"] = sum(t5ds.values()) / len(t5ds)
+        tags["mfr_images"] = str(p_images.shape[0])
+    if cfg.throughput:
+        metrics |= throughput_with_ratio(model, size, num_classes, cfg.throughput_batch, device,
+                                         cfg.throughput_repeats)
+        if train_cfg.model_config_resolved().arch == "mobilenet_v1":
+            try:
+                metrics["throughput_int8"] = quantized_cpu_throughput(model, size)
+            except Exception as e:  # quantisation support varies by build; say why and go on
+                tags["throughput_int8_error"] = f"{type(e).__name__}: {e}"[:500]
+    return result
+
+
+def suite_after_training(train_cfg: TrainConfig, robustness: str = "quick", eval_cfg: EvalConfig | None = None):
+    """A hook for ``train_tracked``: evaluate the trained model, tag the run, return metrics."""
+    cfg = eval_cfg or EvalConfig(robustness=robustness)
+
+    def run(result, callback) -> dict[str, float]:
+        from ..tracking.store import retry_locked
+
+        device = next(result.model.parameters()).device
+        clean = {k: result.metrics[k] for k in ("top1", "top5") if k in result.metrics} or None
+        num_classes = result.model.fc.out_features if hasattr(result.model, "fc") else train_cfg.data.num_classes
+        if hasattr(result.model, "classifier"):
+            num_classes = result.model.classifier[-1].out_features
+        ev = evaluate_model(result.model, train_cfg, cfg, device, num_classes, progress=False,
+                            clean=clean if clean and len(clean) == 2 else None)
+        for k, v in ev.tags.items():
+            retry_locked(lambda k=k, v=v: callback.client.set_tag(callback.run_id, k, v))
+        return ev.metrics
+
+    return run

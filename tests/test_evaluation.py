@@ -1,0 +1,168 @@
+"""Corruptions, perturbations, mCE/mFR math, folder reading, the evaluate command."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+from mlflow.tracking import MlflowClient
+from torch import nn
+
+from assembled.data import corruptions
+from assembled.data.corruptions import corrupt, names
+from assembled.data.perturbations import PERTURBATIONS, frames_of, sequence
+from assembled.data.synthetic import SyntheticShapes
+from assembled.evaluation.reference import ALEXNET_CE
+from assembled.evaluation.robustness import (
+    corruption_errors,
+    flip_rates,
+    folder_corruption_errors,
+    normalised_ce,
+    top5_distance,
+)
+
+from .conftest import ROOT, cli
+
+
+def smooth_images(n: int, size: int) -> torch.Tensor:
+    """Synthetic scenes without pixel noise, so pixel distances measure the corruption only."""
+    x = SyntheticShapes(4, n, size, seed=1).images.float() / 255
+    return corruptions.ops.gaussian_blur(x, 1.0)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(10 * torch.log10(1 / ((a - b) ** 2).mean().clamp_min(1e-12)))
+
+
+@pytest.mark.parametrize("size", [32, 64, 224])
+@pytest.mark.parametrize("name", names(include_extra=True))
+def test_corruption_deterministic_and_changes_image(name, size):
+    x = smooth_images(4, size)
+    a, b = corrupt(x, name, 3, seed=5), corrupt(x, name, 3, seed=5)
+    assert torch.equal(a, b)
+    assert a.shape == x.shape and a.min() >= 0 and a.max() <= 1
+    assert (a - x).abs().mean() > 1e-3
+
+
+def decorrelation(a: torch.Tensor, b: torch.Tensor) -> float:
+    """1 - mean Pearson correlation of corrupted and clean images: how much structure is lost."""
+    a, b = a.flatten(1), b.flatten(1)
+    a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
+    return 1 - float(((a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1) + 1e-9)).mean())
+
+
+# Elastic's published severities 1-2 are large smooth warps, 3-5 fine ones: not ordered by distance.
+@pytest.mark.parametrize("name", [n for n in names() if n != "elastic_transform"])
+def test_corruption_degrades_with_severity(name):
+    """Severity 1 < 3 < 5 in lost structure, and PSNR to the clean image falls from 1 to 5.
+
+    (Neighbouring severities are not always ordered: the published glass-blur and pixelate
+    constants trade one kind of damage for another between severities 1 and 2.)"""
+    x = smooth_images(8, 224)
+    out = {s: corrupt(x, name, s, seed=0) for s in (1, 3, 5)}
+    loss = [decorrelation(out[s], x) for s in (1, 3, 5)]
+    assert loss[0] < loss[1] < loss[2], (name, loss)
+    if name != "frost":  # frost adds a bright photograph: PSNR depends on which one is drawn
+        assert psnr(out[1], x) > psnr(out[5], x), name
+
+
+def test_random_corruptions_depend_on_seed():
+    x = smooth_images(2, 32)
+    assert not torch.equal(corrupt(x, "gaussian_noise", 2, seed=0), corrupt(x, "gaussian_noise", 2, seed=1))
+
+
+def test_unknown_corruption():
+    with pytest.raises(ValueError, match="unknown corruption 'rain'"):
+        corrupt(torch.zeros(1, 3, 8, 8), "rain", 1)
+
+
+class Constant(nn.Module):
+    def __init__(self, k: int = 10) -> None:
+        super().__init__()
+        self.k = k
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        out = torch.zeros(x.shape[0], self.k)
+        out[:, 3] = 1
+        return out + self.dummy
+
+
+def test_constant_model_never_flips():
+    images = (smooth_images(6, 32) * 255).to(torch.uint8)
+    fps, t5d = flip_rates(Constant(), images, torch.device("cpu"))
+    assert set(fps) == set(PERTURBATIONS)
+    assert all(v == 0.0 for v in fps.values())
+    assert all(v == 0.0 for v in t5d.values())
+
+
+def test_sequences_shape_and_start_clean():
+    x = smooth_images(2, 32)
+    for name in PERTURBATIONS:
+        seq = sequence(x, name)
+        assert seq.shape[0] == frames_of(name)
+        assert torch.allclose(seq[0], x)
+        assert not torch.allclose(seq[-1], x)
+
+
+def test_top5_distance():
+    prev = torch.tensor([[0, 1, 2, 3, 4]])
+    assert top5_distance(prev, prev).item() == 0
+    assert top5_distance(prev, torch.tensor([[1, 0, 2, 3, 4]])).item() == 2
+    assert top5_distance(prev, torch.tensor([[5, 6, 7, 8, 9]])).item() == 5 + 4 + 3 + 2 + 1
+
+
+def test_normalisation_by_hand():
+    errors = {"gaussian_noise": [0.1, 0.2, 0.3, 0.4, 0.5], "fog": [0.5] * 5}
+    ce = normalised_ce(errors, ALEXNET_CE)
+    assert ce["gaussian_noise"] == pytest.approx(100 * 0.3 / 0.886428)
+    assert ce["fog"] == pytest.approx(100 * 0.5 / 0.819324)
+    baseline = {"gaussian_noise": [0.2] * 5, "fog": [0.25] * 5}
+    rel = normalised_ce(errors, baseline)
+    assert rel == pytest.approx({"gaussian_noise": 150.0, "fog": 200.0})
+    assert normalised_ce(errors, None)["fog"] == pytest.approx(50.0)
+
+
+def test_imagenet_c_folder_matches_on_the_fly(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, 2), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    model.eval()
+    x = (smooth_images(9, 32) * 255).round().to(torch.uint8)
+    labels = torch.tensor([0, 1, 2] * 3)
+    chosen = ["gaussian_noise", "contrast"]
+    onthefly = corruption_errors(model, x, labels, chosen, torch.device("cpu"), seed=0)
+    root = tmp_path / "imagenet-c"
+    for name in chosen:
+        for s in range(1, 6):
+            xc = corrupt(x.float() / 255, name, s, seed=0)
+            for i in range(x.shape[0]):
+                d = root / name / str(s) / f"class{int(labels[i])}"
+                d.mkdir(parents=True, exist_ok=True)
+                u8 = (xc[i] * 255).round().to(torch.uint8)
+                torchvision.io.write_png(u8, str(d / f"{i:03d}.png"))
+    from_folder = folder_corruption_errors(model, root, chosen, torch.device("cpu"), 32)
+    for name in chosen:
+        assert from_folder[name] == pytest.approx(onthefly[name], abs=1e-6)
+    with pytest.raises(Exception, match="frost/1: missing from the ImageNet-C folder"):
+        folder_corruption_errors(model, root, ["frost"], torch.device("cpu"), 32)
+
+
+def test_evaluate_command_logs_the_suite(tmp_path, mlflow_uri):
+    quick = ROOT / "ablations" / "train" / "resnet50d_sk_quick.yaml"
+    r = cli("train", str(quick), "--set", "optim.epochs=1", "--set", "data.train_size=1000", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (ckpt,) = list((tmp_path / "runs").glob("*/last.pt"))
+    r = cli("evaluate", str(ckpt), "--mce-images", "100", "--mfr-images", "20", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    run = MlflowClient(mlflow_uri).get_run(ckpt.parent.name)
+    m = run.data.metrics
+    for key in ["top1", "mce", "mfr", "throughput", "throughput_ratio_r50", "macs", "params"]:
+        assert key in m, key
+    assert sum(k.startswith("ce_") for k in m) == 15
+    assert sum(k.startswith("fr_") for k in m) == 10
+    assert 0 < m["mce"] <= 100 and m["throughput"] > 0
+    assert run.data.tags["corruption_params"].startswith("cifar")  # 48-px crops
+    bad = cli("evaluate", str(ckpt), "--model", "resnet50", cwd=tmp_path)
+    assert bad.returncode == 2 and "last.pt: weights do not fit model" in bad.stderr
+    missing = cli("evaluate", str(tmp_path / "nope.pt"), cwd=tmp_path)
+    assert missing.returncode == 2 and "checkpoint not found" in missing.stderr
