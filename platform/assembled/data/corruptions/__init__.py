@@ -126,17 +126,22 @@ def _frost_images() -> tuple[torch.Tensor, ...]:
     return tuple(out)
 
 
+@cache
+def _frost_resized(idx: int, factor: float, h: int, w: int) -> torch.Tensor:
+    img = _frost_images()[idx]
+    th, tw = max(h + 1, int(img.shape[1] * factor)), max(w + 1, int(img.shape[2] * factor))
+    return F.interpolate(img[None], size=(th, tw), mode="bilinear", antialias=True, align_corners=False)[0]
+
+
 def _frost(x, k):
     a, b = k.c
     n, _, h, w = x.shape
-    photos = _frost_images()
     factor = FROST_SCALE[k.family] * k.scale
     layers = []
     for i in range(n):
         idx = int(k.rand(1).item() * 5)
-        img = photos[idx]
-        th, tw = max(h + 1, int(img.shape[1] * factor)), max(w + 1, int(img.shape[2] * factor))
-        img = F.interpolate(img[None], size=(th, tw), mode="bilinear", antialias=True, align_corners=False)[0]
+        img = _frost_resized(idx, factor, h, w)
+        th, tw = img.shape[-2:]
         y0 = int(k.rand(1).item() * (th - h))
         x0 = int(k.rand(1).item() * (tw - w))
         layers.append(img[:, y0 : y0 + h, x0 : x0 + w])
