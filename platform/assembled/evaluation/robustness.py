@@ -29,7 +29,8 @@ def predict(model: nn.Module, images01: torch.Tensor, device: torch.device, batc
     out = []
     for i in range(0, images01.shape[0], batch):
         x = normalize(images01[i : i + batch].to(device))
-        out.append(model(x).topk(topk, dim=1).indices.cpu())
+        logits = model(x)
+        out.append(logits.topk(min(topk, logits.shape[1]), dim=1).indices.cpu())
     return torch.cat(out)
 
 

@@ -51,8 +51,9 @@ class BigLittleStage(nn.Module):
         self.merge = block_layer(cout, width, 1, merge_stride, cfg, "big_little", drop_factory)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        big = F.interpolate(self.big(x), scale_factor=2.0, mode="nearest")
         little = self.little_expand(self.little(x))
+        # nearest x2 as the official code; sizing to the little branch also serves odd maps
+        big = F.interpolate(self.big(x), size=little.shape[-2:], mode="nearest")
         return self.merge(F.relu(big + little))
 
 

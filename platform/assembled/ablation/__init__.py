@@ -1,0 +1,1 @@
+"""Declarative ablation tables: YAML schema, profiles, and the Ray runner."""

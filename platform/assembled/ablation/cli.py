@@ -1,0 +1,24 @@
+"""``assembled ablation TABLE|PATH.yaml [--profile cpu] [--data PATH] [--address ...] [--rerun]``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def cmd_ablation(args: argparse.Namespace) -> int:
+    from .runner import print_result, run_ablation
+
+    result = run_ablation(args.table, args.profile, args.data, args.address, args.rerun, rows=args.rows)
+    print_result(result)
+    return 1 if result.failed else 0
+
+
+def register(sub) -> None:
+    s = sub.add_parser("ablation", help="run every row of a table as a Ray trial, tracked in MLflow")
+    s.add_argument("table", help="table number (7) or a YAML file of your own")
+    s.add_argument("--profile", default="cpu", help="profile in ablations/profiles.yaml (smoke, cpu, cifar, imagenet)")
+    s.add_argument("--data", help="ImageFolder root (with train/ and val/) to use instead of the profile's data")
+    s.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
+    s.add_argument("--rerun", action="store_true", help="run rows even when a finished run exists")
+    s.add_argument("--rows", nargs="+", help="only these rows (and their teachers)")
+    s.set_defaults(fn=cmd_ablation)

@@ -1,0 +1,97 @@
+"""Profiles map the paper's settings onto a budget: data, resolution, widths, epochs, batch,
+evaluation depth and trial resources. Epochs scale proportionally so the rows' relative budgets
+(120 / 200 / 270 / 600) are kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..config_io import ConfigError, read_yaml
+from ..evaluation.suite import EvalConfig
+from ..models.registry import resolve_config
+from ..training.config import TrainConfig
+from .spec import ResolvedRow, Table
+
+
+class Resources(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cpu: float = 1
+    gpu: float = Field(0, description="GPUs per trial when the cluster has them")
+    threads: int | None = Field(None, description="torch threads per CPU trial (default: its CPUs)")
+
+
+class Profile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    description: str = ""
+    data: dict[str, Any] = Field(default_factory=dict, description="DataConfig fields")
+    paper_train_size: int = 224
+    image_size: int = Field(224, description="the crop that stands for the paper's 224")
+    max_image_size: int | None = Field(None, description="cap for large reference inputs (EfficientNet B7 600)")
+    epoch_scale: float = Field(1.0, gt=0)
+    min_epochs: int = 1
+    optim: dict[str, Any] = Field(default_factory=dict)
+    resnet: dict[str, Any] = Field(default_factory=dict, description="ResNet overrides (width, layers, ...)")
+    mobilenet: dict[str, Any] = Field(default_factory=dict)
+    efficientnet: dict[str, Any] = Field(default_factory=dict)
+    evaluation: dict[str, Any] = Field(default_factory=dict, description="EvalConfig fields")
+    resources: Resources = Resources()
+    max_failures: int = 2
+
+
+def load_profiles(path: str | Path) -> dict[str, Profile]:
+    path = Path(path)
+    raw = read_yaml(path)
+    out = {}
+    for name, body in raw.items():
+        try:
+            out[name] = Profile.model_validate(body or {})
+        except ValidationError as e:
+            err = e.errors()[0]
+            raise ConfigError(f"{path}: profile {name}: key '{'.'.join(map(str, err['loc']))}': {err['msg']}") from None
+    return out
+
+
+def _scaled_size(paper: int, profile: Profile) -> int:
+    size = paper * profile.image_size / profile.paper_train_size
+    if profile.max_image_size:
+        size = min(size, profile.max_image_size)
+    return max(8, int(round(size / 8)) * 8)  # BL merges need even maps: keep multiples of 8
+
+
+def train_config(row: ResolvedRow, table: Table, profile: Profile, data_override: str | None = None,
+                 seed: int = 0) -> TrainConfig:
+    cfg_model = resolve_config(row.model)
+    overrides = {"resnet": profile.resnet, "mobilenet_v1": profile.mobilenet,
+                 "efficientnet": profile.efficientnet}[cfg_model.arch]
+    model = row.model if isinstance(row.model, dict) else {"name": row.model}
+    model = {**model, **overrides}
+    # ResNets train at 224 and evaluate at the row's size; reference models at their native size
+    train_px = _scaled_size(row.input_size if row.reference else row.train_size, profile)
+    eval_px = _scaled_size(row.input_size, profile)
+    data = {**profile.data, "image_size": train_px, "eval_size": eval_px, "autoaugment": row.autoaugment}
+    data.setdefault("source_size", max(train_px, eval_px))
+    data["source_size"] = max(data["source_size"], train_px, eval_px)
+    if data_override:
+        data |= {"kind": "folder", "path": str(data_override)}
+    epochs = max(profile.min_epochs, round(row.epochs * profile.epoch_scale))
+    optim = {**profile.optim, "epochs": epochs, "schedule": table.schedule}
+    reg = dict(row.reg)
+    if row.kd is not None:
+        reg["kd_temperature"] = row.kd.temperature
+    threads = profile.resources.threads or max(1, int(profile.resources.cpu))
+    try:
+        return TrainConfig.model_validate(
+            {"model": model, "data": data, "optim": optim, "reg": reg, "seed": seed, "threads": threads}
+        )
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise ConfigError(f"row {row.id}: key '{'.'.join(map(str, err['loc']))}': {err['msg']}") from None
+
+
+def eval_config(profile: Profile) -> EvalConfig:
+    return EvalConfig.model_validate(profile.evaluation)

@@ -1,0 +1,38 @@
+"""One live line per trial on the driver: row, epoch, loss, top-1, ETA."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from ray.tune import Callback
+
+
+class TrialLines(Callback):
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stdout
+        self.started: dict[str, float] = {}
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        row = trial.config["trial"]["row"]
+        self.started[trial.trial_id] = time.time()
+        print(f"[{row}] started", file=self.stream, flush=True)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        row = result.get("row", "?")
+        if result.get("failed"):
+            print(f"[{row}] FAILED: {result.get('reason')}", file=self.stream, flush=True)
+            return
+        if result.get("done"):
+            print(f"[{row}] finished: top1 {result.get('top1', float('nan')):.2f}  mCE {result.get('mce', float('nan')):.2f}"
+                  f"  mFR {result.get('mfr', float('nan')):.2f}  {result.get('throughput', float('nan')):.0f} img/s",
+                  file=self.stream, flush=True)
+            return
+        epoch, epochs = result.get("epoch", 0), result.get("epochs", 0)
+        elapsed = time.time() - self.started.get(trial.trial_id, time.time())
+        eta = elapsed / max(epoch, 1) * (epochs - epoch)
+        print(f"[{row}] epoch {epoch}/{epochs}  loss {result.get('loss', float('nan')):.3f}  "
+              f"top1 {result.get('top1', float('nan')):.2f}  ETA {eta:.0f}s (+ evaluation)", file=self.stream, flush=True)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        print(f"[{trial.config['trial']['row']}] error (Ray retries up to max_failures)", file=self.stream, flush=True)

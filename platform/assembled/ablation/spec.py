@@ -1,0 +1,182 @@
+"""The YAML schema of an ablation table: rows with the paper's id, switches, budget and numbers.
+
+A row may inherit another row of the same table (``base: E3``) and change only what differs,
+so each YAML line says what the paper's row adds. Every key is checked before anything runs;
+errors name the file, the row and the key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..config_io import ConfigError, read_yaml
+from ..models.registry import resolve_config
+from ..training.config import RegConfig
+
+
+class PaperNumbers(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    top1: float | None = None
+    mce: float | None = None
+    mfr: float | None = None
+    throughput: float | None = None
+    flops: float | None = Field(None, description="GMACs (the paper's 'FLOPS')")
+    params: float | None = Field(None, description="millions")
+
+
+class Teacher(BaseModel):
+    """Knowledge-distillation teacher: a row (``E8`` or ``table07:E8``) or a model config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    row: str | None = None
+    model: dict[str, Any] | str | None = None
+    temperature: float = Field(1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one(self) -> Teacher:
+        if (self.row is None) == (self.model is None):
+            raise ValueError("a teacher names exactly one of 'row' or 'model'")
+        return self
+
+
+class Row(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    title: str = ""
+    base: str | None = Field(None, description="inherit every setting of this row, then apply this one's")
+    model: dict[str, Any] | str | None = None
+    reg: dict[str, Any] | None = None
+    kd: Teacher | None = None
+    autoaugment: bool | None = None
+    epochs: int | None = Field(None, ge=1, description="the paper's epochs (scaled by the profile)")
+    input_size: int | None = Field(None, ge=16, description="the paper's evaluation size")
+    train_size: int | None = Field(None, ge=16, description="the paper's training crop (default 224)")
+    reference: bool = Field(False, description="a reference model (e.g. EfficientNet), not a stacking step")
+    paper: PaperNumbers = PaperNumbers()
+
+
+class Table(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    table: int | str
+    title: str
+    schedule: Literal["cosine", "piecewise"] = "cosine"
+    baseline: str | None = Field(None, description="row whose errors normalise mCE/mFR off ImageNet")
+    rows: list[Row]
+
+
+class ResolvedRow(BaseModel):
+    """A row with inheritance applied: everything needed to build its training config."""
+
+    id: str
+    title: str
+    model: dict[str, Any] | str
+    reg: dict[str, Any]
+    kd: Teacher | None
+    autoaugment: bool
+    epochs: int
+    input_size: int
+    train_size: int
+    reference: bool
+    paper: PaperNumbers
+
+
+def _where(path: Path, row: str | None, key: str) -> str:
+    return f"{path}: row {row}: key '{key}'" if row else f"{path}: key '{key}'"
+
+
+def load_table(path: str | Path) -> tuple[Table, list[ResolvedRow]]:
+    path = Path(path)
+    data = read_yaml(path)
+    raw_rows = data.get("rows") if isinstance(data.get("rows"), list) else []
+    try:
+        table = Table.model_validate(data)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            loc = list(err["loc"])
+            row = None
+            if len(loc) >= 2 and loc[0] == "rows" and isinstance(loc[1], int):
+                idx = loc[1]
+                row = raw_rows[idx].get("id", f"#{idx + 1}") if idx < len(raw_rows) and isinstance(
+                    raw_rows[idx], dict) else f"#{idx + 1}"
+                loc = loc[2:]
+            lines.append(f"{_where(path, row, '.'.join(map(str, loc)) or '?')}: {err['msg']}")
+        raise ConfigError("\n".join(lines)) from None
+    seen: set[str] = set()
+    for r in table.rows:
+        if r.id in seen:
+            raise ConfigError(f"{_where(path, r.id, 'id')}: row id {r.id} is used twice")
+        seen.add(r.id)
+    by_id = {r.id: r for r in table.rows}
+    resolved = [_resolve(path, r, by_id, []) for r in table.rows]
+    ids = set(by_id)
+    for r in resolved:
+        if r.kd and r.kd.row and ":" not in r.kd.row and r.kd.row not in ids:
+            raise ConfigError(f"{_where(path, r.id, 'kd.row')}: teacher row {r.kd.row} is not in this table")
+    if table.baseline and table.baseline not in ids:
+        raise ConfigError(f"{_where(path, None, 'baseline')}: row {table.baseline} is not in this table")
+    return table, resolved
+
+
+def _merge(a: dict[str, Any] | str | None, b: dict[str, Any] | str | None) -> dict[str, Any] | str | None:
+    if b is None:
+        return a
+    if isinstance(b, str) or a is None:
+        return b
+    a = {"name": a} if isinstance(a, str) else dict(a)
+    return {**a, **b}
+
+
+def _resolve(path: Path, row: Row, by_id: dict[str, Row], stack: list[str]) -> ResolvedRow:
+    if row.id in stack:
+        raise ConfigError(f"{_where(path, row.id, 'base')}: inheritance cycle {' -> '.join(stack + [row.id])}")
+    parent = None
+    if row.base is not None:
+        if row.base not in by_id:
+            raise ConfigError(f"{_where(path, row.id, 'base')}: row {row.base} is not in this table")
+        parent = _resolve(path, by_id[row.base], by_id, stack + [row.id])
+    model = _merge(parent.model if parent else None, row.model)
+    if model is None:
+        raise ConfigError(f"{_where(path, row.id, 'model')}: no model (give one, or a base row)")
+    try:
+        resolve_config(model)
+    except (ValueError, ValidationError) as e:
+        msg = e.errors()[0]["msg"] if isinstance(e, ValidationError) else str(e)
+        key = ".".join(map(str, e.errors()[0]["loc"])) if isinstance(e, ValidationError) else ""
+        raise ConfigError(f"{_where(path, row.id, 'model' + ('.' + key if key else ''))}: {msg}") from None
+    reg = {**(parent.reg if parent else {}), **(row.reg or {})}
+    try:
+        RegConfig.model_validate(reg)
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise ConfigError(f"{_where(path, row.id, 'reg.' + '.'.join(map(str, err['loc'])))}: {err['msg']}") from None
+    return ResolvedRow(
+        id=row.id,
+        title=row.title or (parent.title if parent else ""),
+        model=model,
+        reg=reg,
+        kd=row.kd if row.kd is not None else (parent.kd if parent else None),
+        autoaugment=row.autoaugment if row.autoaugment is not None else (parent.autoaugment if parent else False),
+        epochs=row.epochs or (parent.epochs if parent else 120),
+        input_size=row.input_size or (parent.input_size if parent else 224),
+        train_size=row.train_size or (parent.train_size if parent else 224),
+        reference=row.reference,
+        paper=row.paper,
+    )
+
+
+def table_path(spec: str, root: Path) -> Path:
+    """``7`` / ``07`` / ``table07`` -> ablations/table07.yaml; anything else is a path."""
+    s = str(spec)
+    if s.isdigit():
+        return root / f"table{int(s):02d}.yaml"
+    if s.startswith("table") and s[5:].isdigit():
+        return root / f"table{int(s[5:]):02d}.yaml"
+    return Path(s)
