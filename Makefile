@@ -27,8 +27,9 @@ install-browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
 
+# pytest's exit code 5 (nothing collected) is a failure, not a pass
 test: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected" >&2; exit 1; fi; exit $$rc
 
 test-fast: install
 	$(BIN)/pytest -q -m "not slow"

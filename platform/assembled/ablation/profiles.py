@@ -79,7 +79,7 @@ def train_config(row: ResolvedRow, table: Table, profile: Profile, data_override
     if data_override:
         data |= {"kind": "folder", "path": str(data_override)}
     epochs = max(profile.min_epochs, round(row.epochs * profile.epoch_scale))
-    optim = {**profile.optim, "epochs": epochs, "schedule": table.schedule}
+    optim = {**profile.optim, "epochs": epochs, "schedule": table.schedule, **row.optim}
     reg = dict(row.reg)
     if row.kd is not None:
         reg["kd_temperature"] = row.kd.temperature

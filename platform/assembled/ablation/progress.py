@@ -9,9 +9,13 @@ from ray.tune import Callback
 
 
 class TrialLines(Callback):
-    def __init__(self, stream=None) -> None:
-        self.stream = stream or sys.stdout
+    def __init__(self) -> None:
         self.started: dict[str, float] = {}
+
+    @property
+    def stream(self):
+        # looked up at print time: Ray pickles callbacks, and a captured stream may not pickle
+        return sys.stdout
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         row = trial.config["trial"]["row"]

@@ -52,6 +52,7 @@ class Row(BaseModel):
     base: str | None = Field(None, description="inherit every setting of this row, then apply this one's")
     model: dict[str, Any] | str | None = None
     reg: dict[str, Any] | None = None
+    optim: dict[str, Any] | None = Field(None, description="OptimConfig overrides on top of the profile's")
     kd: Teacher | None = None
     autoaugment: bool | None = None
     epochs: int | None = Field(None, ge=1, description="the paper's epochs (scaled by the profile)")
@@ -78,6 +79,7 @@ class ResolvedRow(BaseModel):
     title: str
     model: dict[str, Any] | str
     reg: dict[str, Any]
+    optim: dict[str, Any]
     kd: Teacher | None
     autoaugment: bool
     epochs: int
@@ -162,6 +164,7 @@ def _resolve(path: Path, row: Row, by_id: dict[str, Row], stack: list[str]) -> R
         title=row.title or (parent.title if parent else ""),
         model=model,
         reg=reg,
+        optim={**(parent.optim if parent else {}), **(row.optim or {})},
         kd=row.kd if row.kd is not None else (parent.kd if parent else None),
         autoaugment=row.autoaugment if row.autoaugment is not None else (parent.autoaugment if parent else False),
         epochs=row.epochs or (parent.epochs if parent else 120),

@@ -12,7 +12,6 @@ from torch import nn
 
 from .blur_pool import BlurPool2d
 from .config import ModelConfig
-from .drop_block import DropBlock2d
 from .layers import projection
 from .selective_kernel import SelectiveKernel
 from .squeeze_excite import SqueezeExcite

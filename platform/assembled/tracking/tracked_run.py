@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlflow.entities import Param, RunStatus
+from mlflow.entities import Param
 
 from ..training import TrainConfig, Trainer, TrainResult, flatten
 from .callback import MlflowCallback
@@ -91,6 +91,7 @@ def train_tracked(
         if after_training is not None:
             final |= after_training(result, cb)
         cb.log_metrics(final, len(result.history))
+        result.metrics = {**result.metrics, **final}
         retry_locked(lambda: c.log_text(run.run_id, json.dumps(result.history, indent=1), "history.json"))
     except BaseException as e:
         if finish:

@@ -1,0 +1,124 @@
+"""Ablation tables on a real local Ray with a real SQLite MLflow store."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from assembled.ablation.runner import run_ablation
+from assembled.ablation.spec import load_table
+from assembled.config_io import ConfigError
+
+from .conftest import ROOT
+
+
+@pytest.fixture
+def ablation_env(tmp_path, monkeypatch, mlflow_uri):
+    monkeypatch.chdir(tmp_path)
+    # Ray's socket paths must stay under 107 bytes: a short temp dir, removed afterwards
+    ray_tmp = tempfile.mkdtemp(prefix="ar", dir="/tmp")
+    monkeypatch.setenv("ASSEMBLED_RAY_TMP", ray_tmp)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    root = tmp_path / "ablations"
+    root.mkdir()
+    shutil.copy(ROOT / "ablations" / "profiles.yaml", root / "profiles.yaml")
+    yield tmp_path, root, MlflowClient(mlflow_uri)
+    shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def children(client, experiment: str) -> list:
+    exp = client.get_experiment_by_name(experiment)
+    return client.search_runs([exp.experiment_id], "tags.kind = 'trial'", max_results=1000)
+
+
+@pytest.mark.slow
+def test_table6_smoke_then_resume(ablation_env):
+    tmp, _, client = ablation_env
+    result = run_ablation("6", "smoke", workdir=tmp / "runs")
+    assert not result.failed and sorted(result.ran) == ["T0", "T1", "T2", "T3", "T4", "T5"]
+    runs = children(client, "table06")
+    assert len(runs) == 6
+    for r in runs:
+        assert r.info.status == "FINISHED"
+        assert r.data.tags["mlflow.parentRunId"] == result.parent_run_id
+        for key in ("top1", "mce", "mfr", "throughput", "macs", "params"):
+            assert key in r.data.metrics, (r.data.tags["row"], key)
+    assert set(result.summary["row"]) == {"T0", "T1", "T2", "T3", "T4", "T5"}
+    assert (result.summary["paper_top1"] > 76).all() and result.summary["top1"].notna().all()
+    assert (tmp / "runs" / "table06" / "summary.csv").exists()
+    parent_arts = [a.path for a in client.list_artifacts(result.parent_run_id)]
+    assert "summary.csv" in parent_arts
+    again = run_ablation("6", "smoke", workdir=tmp / "runs")
+    assert again.ran == [] and len(again.skipped) == 6
+    assert len(children(client, "table06")) == 6
+
+
+KD_TABLE = """
+table: kd
+title: KD teacher runs once
+rows:
+  - {id: T, model: {name: resnet50, width: 8, layers: [1, 1, 1, 1]}, epochs: 120, input_size: 224}
+  - {id: S1, model: resnet50d, kd: {row: T, temperature: 1.0}, epochs: 120, input_size: 224}
+  - {id: S2, base: S1, kd: {row: T, temperature: 2.0}}
+"""
+
+
+@pytest.mark.slow
+def test_kd_teacher_once_and_retry_continues_run(ablation_env, monkeypatch):
+    tmp, root, client = ablation_env
+    (root / "kd.yaml").write_text(KD_TABLE)
+    # the worker of one trial dies once at the end of epoch 1: Ray retries it from its checkpoint
+    monkeypatch.setenv("ASSEMBLED_FAIL_ONCE_AT_EPOCH", "1")
+    result = run_ablation(str(root / "kd.yaml"), "smoke", ablations_dir=root, workdir=tmp / "runs")
+    assert not result.failed, result.failed
+    assert sorted(result.ran) == ["S1", "S2", "T"]
+    assert result.logits_computed == 1
+    runs = children(client, "kd")
+    by_row: dict[str, list] = {}
+    for r in runs:
+        by_row.setdefault(r.data.tags["row"], []).append(r)
+    assert {k: len(v) for k, v in by_row.items()} == {"T": 1, "S1": 1, "S2": 1}
+    teacher = by_row["T"][0]
+    logits = client.list_artifacts(teacher.info.run_id, "teacher_logits")
+    assert len(logits) == 1
+    for row in ("T", "S1", "S2"):
+        assert by_row[row][0].info.status == "FINISHED"
+        # the retried trial continued its own run: one value per epoch step
+        assert [m.step for m in client.get_metric_history(by_row[row][0].info.run_id, "loss")] == [1]
+    # students read the teacher's logits; a second invocation computes nothing again
+    again = run_ablation(str(root / "kd.yaml"), "smoke", ablations_dir=root, workdir=tmp / "runs", rows=["S1"])
+    assert again.ran == [] and again.logits_computed == 0
+
+
+BAD = {
+    "typo in a key": ("rows:\n  - {id: A, model: resnet50, epoch: 3}\n", "row A: key 'epoch': Extra inputs"),
+    "unknown technique": ("rows:\n  - {id: A, model: {name: resnet50, mixstyle: true}}\n",
+                          "row A: key 'model.mixstyle'"),
+    "unknown model": ("rows:\n  - {id: A, model: resnet51}\n", "row A: key 'model': unknown model 'resnet51'"),
+    "duplicate row": ("rows:\n  - {id: A, model: resnet50}\n  - {id: A, model: resnet50d}\n",
+                      "row A: key 'id': row id A is used twice"),
+    "missing base row": ("rows:\n  - {id: A, base: Z}\n", "row A: key 'base': row Z is not in this table"),
+    "missing teacher row": ("rows:\n  - {id: A, model: resnet50, kd: {row: Q}}\n",
+                            "row A: key 'kd.row': teacher row Q is not in this table"),
+    "bad regulariser value": ("rows:\n  - {id: A, model: resnet50, reg: {label_smoothing: 2}}\n",
+                              "row A: key 'reg.label_smoothing'"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD), ids=list(BAD))
+def test_schema_errors_name_file_row_key(tmp_path, case):
+    body, expected = BAD[case]
+    path = tmp_path / "bad.yaml"
+    path.write_text("table: 99\ntitle: bad\n" + body)
+    with pytest.raises(ConfigError) as e:
+        load_table(path)
+    assert str(path) in str(e.value) and expected in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 6, 7, 8, 9])
+def test_shipped_tables_validate(n):
+    table, rows = load_table(ROOT / "ablations" / f"table{n:02d}.yaml")
+    assert rows and all(r.paper.top1 for r in rows if not r.id.startswith("Teacher"))
