@@ -60,8 +60,10 @@ def main() -> None:
                 predict(model, images[s : s + CHUNK].float() / 255, dev)
 
         t_clean = min(timed(clean, dev) for _ in range(3))
-        print(f"device {torch.cuda.get_device_name() if gpu else 'CPU'}; {args.model} width {width}; "
-              f"{n} images at {size}px")
+        print(
+            f"device {torch.cuda.get_device_name() if gpu else 'CPU'}; {args.model} width {width}; "
+            f"{n} images at {size}px"
+        )
         print(f"clean pass: {t_clean:.3f} s")
         total_gen = total_all = 0.0
         for name in corruptions.names():
@@ -81,8 +83,10 @@ def main() -> None:
             total_gen += gen
             total_all += all_
             print(f"  {name:18s} {all_ / t_clean:7.1f}x clean (generation {gen / t_clean:6.1f}x)")
-        print(f"mCE total: {total_all / t_clean:.1f}x a clean pass (75x is the inference floor; "
-              f"generation {total_gen / t_clean:.1f}x)")
+        print(
+            f"mCE total: {total_all / t_clean:.1f}x a clean pass (75x is the inference floor; "
+            f"generation {total_gen / t_clean:.1f}x)"
+        )
         m = min(args.mfr_images, n)
         sub = images[:m]
         t_sub = timed(lambda: predict(model, sub.float() / 255, dev), dev)
@@ -91,8 +95,10 @@ def main() -> None:
             t = timed(lambda name=name: predict(model, sequence(sub.float() / 255, name).flatten(0, 1), dev), dev)
             total += t
             print(f"  {name:18s} {t / t_sub:7.1f}x a clean pass of the {m} mFR images")
-        print(f"mFR total on {m} images: {total / t_sub:.1f}x a clean pass of those images "
-              f"({total / t_clean:.1f}x the full {n}-image clean pass)")
+        print(
+            f"mFR total on {m} images: {total / t_sub:.1f}x a clean pass of those images "
+            f"({total / t_clean:.1f}x the full {n}-image clean pass)"
+        )
 
 
 if __name__ == "__main__":

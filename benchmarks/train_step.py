@@ -71,20 +71,29 @@ def main() -> None:
     model = {"name": args.model, "width": width}
     # enough synthetic images for warm-up epoch + measured epoch of `steps` steps
     n = batch * args.steps
-    cfg = TrainConfig.model_validate({
-        "model": model,
-        "data": {"train_size": n, "val_size": batch, "source_size": size, "image_size": size,
-                 "num_workers": workers},
-        "optim": {"epochs": 2, "batch_size": batch, "warmup_epochs": 0},
-    })
+    cfg = TrainConfig.model_validate(
+        {
+            "model": model,
+            "data": {
+                "train_size": n,
+                "val_size": batch,
+                "source_size": size,
+                "image_size": size,
+                "num_workers": workers,
+            },
+            "optim": {"epochs": 2, "batch_size": batch, "warmup_epochs": 0},
+        }
+    )
     trainer = Trainer(cfg, tempfile.mkdtemp(), progress=False)
     torch.manual_seed(0)
     result = trainer.fit()
     trainer_ips = result.history[-1]["train_images_per_s"]  # second epoch: warm
     bare_ips = bare_loop(cfg, args.steps, dev, trainer.amp, trainer.channels_last)
     name = torch.cuda.get_device_name() if gpu else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"device: {name}; model {args.model} width {width}; {size}px; batch {batch}; amp={trainer.amp} "
-          f"channels_last={trainer.channels_last}")
+    print(
+        f"device: {name}; model {args.model} width {width}; {size}px; batch {batch}; amp={trainer.amp} "
+        f"channels_last={trainer.channels_last}"
+    )
     print(f"trainer   : {trainer_ips:9.1f} images/s (includes data loading + augmentation)")
     print(f"bare loop : {bare_ips:9.1f} images/s (pre-made tensor batch)")
     print(f"ratio trainer/bare: {trainer_ips / bare_ips:.3f}")

@@ -34,7 +34,9 @@ def cifar10_folder(tmp_path_factory) -> Path:
     return out
 
 
-def cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+def cli(
+    *args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess:
     """Run the installed console script as a user would."""
     exe = Path(sys.executable).parent / "assembled"
     full_env = {**os.environ, **(env or {})}

@@ -95,16 +95,24 @@ def test_kd_teacher_once_and_retry_continues_run(ablation_env, monkeypatch):
 
 BAD = {
     "typo in a key": ("rows:\n  - {id: A, model: resnet50, epoch: 3}\n", "row A: key 'epoch': Extra inputs"),
-    "unknown technique": ("rows:\n  - {id: A, model: {name: resnet50, mixstyle: true}}\n",
-                          "row A: key 'model.mixstyle'"),
+    "unknown technique": (
+        "rows:\n  - {id: A, model: {name: resnet50, mixstyle: true}}\n",
+        "row A: key 'model.mixstyle'",
+    ),
     "unknown model": ("rows:\n  - {id: A, model: resnet51}\n", "row A: key 'model': unknown model 'resnet51'"),
-    "duplicate row": ("rows:\n  - {id: A, model: resnet50}\n  - {id: A, model: resnet50d}\n",
-                      "row A: key 'id': row id A is used twice"),
+    "duplicate row": (
+        "rows:\n  - {id: A, model: resnet50}\n  - {id: A, model: resnet50d}\n",
+        "row A: key 'id': row id A is used twice",
+    ),
     "missing base row": ("rows:\n  - {id: A, base: Z}\n", "row A: key 'base': row Z is not in this table"),
-    "missing teacher row": ("rows:\n  - {id: A, model: resnet50, kd: {row: Q}}\n",
-                            "row A: key 'kd.row': teacher row Q is not in this table"),
-    "bad regulariser value": ("rows:\n  - {id: A, model: resnet50, reg: {label_smoothing: 2}}\n",
-                              "row A: key 'reg.label_smoothing'"),
+    "missing teacher row": (
+        "rows:\n  - {id: A, model: resnet50, kd: {row: Q}}\n",
+        "row A: key 'kd.row': teacher row Q is not in this table",
+    ),
+    "bad regulariser value": (
+        "rows:\n  - {id: A, model: resnet50, reg: {label_smoothing: 2}}\n",
+        "row A: key 'reg.label_smoothing'",
+    ),
 }
 
 

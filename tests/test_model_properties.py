@@ -11,8 +11,17 @@ from assembled.models.bottleneck import Bottleneck
 from assembled.models.selective_kernel import SelectiveKernel
 
 REQUIRED = [
-    "resnet50", "resnet101", "resnet152", "resnet50d", "se_resnet50d", "resnet50d_sk", "resnet50d_sk_bl",
-    "assemble_resnet50", "assemble_resnet152", "mobilenet_v1", "se_mobilenet_v1",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "resnet50d",
+    "se_resnet50d",
+    "resnet50d_sk",
+    "resnet50d_sk_bl",
+    "assemble_resnet50",
+    "assemble_resnet152",
+    "mobilenet_v1",
+    "se_mobilenet_v1",
     *[f"efficientnet_b{i}" for i in range(8)],
 ]
 
@@ -69,7 +78,6 @@ def test_blur_makes_strided_layer_more_shift_stable():
     torch.manual_seed(0)
     x = torch.rand(8, 4, 32, 33)
     a, b = x[..., :-1], x[..., 1:]  # a one-pixel horizontal shift
-    plain = torch.nn.functional.avg_pool2d  # noqa: F841 (documentation: the naive subsample below)
 
     def naive(t):
         return t[..., ::2, ::2]

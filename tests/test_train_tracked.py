@@ -37,8 +37,13 @@ def test_tracked_training_logs_everything(tmp_path, mlflow_uri):
     arts = {a.path for a in c.list_artifacts(run.info.run_id)}
     assert {"config.json", "checkpoint", "history.json"} <= arts
     assert [a.path for a in c.list_artifacts(run.info.run_id, "checkpoint")] == ["checkpoint/last.pt"]
-    cfg = json.loads(Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="config.json",
-                                                              tracking_uri=mlflow_uri)).read_text())
+    cfg = json.loads(
+        Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=run.info.run_id, artifact_path="config.json", tracking_uri=mlflow_uri
+            )
+        ).read_text()
+    )
     assert cfg["model"]["dropblock"] is True
 
 
@@ -74,7 +79,7 @@ def test_seeded_runs_are_reproducible(tmp_path):
     a = Trainer(_tiny(), tmp_path / "a", progress=False).fit()
     b = Trainer(_tiny(), tmp_path / "b", progress=False).fit()
     assert a.history[-1]["loss"] == pytest.approx(b.history[-1]["loss"], rel=1e-5)
-    for pa, pb in zip(a.model.parameters(), b.model.parameters()):
+    for pa, pb in zip(a.model.parameters(), b.model.parameters(), strict=True):
         assert torch.allclose(pa, pb, atol=1e-5)
 
 
@@ -90,8 +95,13 @@ def test_kd_mixup_type2_autoaugment_train(tmp_path):
     t = tmp_path / "t.pt"
     torch.save(torch.randn(256, 10), t)
     cfg = _tiny(
-        reg={"kd_temperature": 2.0, "teacher_logits": str(t), "mixup_alpha": 0.2, "mixup_type": 2,
-             "label_smoothing": 0.1},
+        reg={
+            "kd_temperature": 2.0,
+            "teacher_logits": str(t),
+            "mixup_alpha": 0.2,
+            "mixup_type": 2,
+            "label_smoothing": 0.1,
+        },
         data={"train_size": 256, "val_size": 64, "source_size": 32, "image_size": 32, "autoaugment": True},
     )
     r = Trainer(cfg, tmp_path / "w", progress=False).fit()
@@ -99,11 +109,19 @@ def test_kd_mixup_type2_autoaugment_train(tmp_path):
 
 
 def test_real_cifar10_through_imagefolder(cifar10_folder, tmp_path):
-    cfg = TrainConfig.model_validate({
-        "model": {"name": "resnet50d", "width": 16, "layers": [1, 1, 1, 1], "small_input": True},
-        "data": {"kind": "folder", "path": str(cifar10_folder), "image_size": 32, "limit_per_class": 300,
-                 "val_limit_per_class": 100, "min_crop_scale": 0.35},
-        "optim": {"epochs": 3, "batch_size": 64, "base_lr": 0.4, "warmup_epochs": 0.3},
-    })
+    cfg = TrainConfig.model_validate(
+        {
+            "model": {"name": "resnet50d", "width": 16, "layers": [1, 1, 1, 1], "small_input": True},
+            "data": {
+                "kind": "folder",
+                "path": str(cifar10_folder),
+                "image_size": 32,
+                "limit_per_class": 300,
+                "val_limit_per_class": 100,
+                "min_crop_scale": 0.35,
+            },
+            "optim": {"epochs": 3, "batch_size": 64, "base_lr": 0.4, "warmup_epochs": 0.3},
+        }
+    )
     r = Trainer(cfg, tmp_path, progress=False).fit()
     assert r.history[-1]["top1"] > 25.0, r.history  # chance is 10%

@@ -63,11 +63,13 @@ def _scaled_size(paper: int, profile: Profile) -> int:
     return max(8, int(round(size / 8)) * 8)  # BL merges need even maps: keep multiples of 8
 
 
-def train_config(row: ResolvedRow, table: Table, profile: Profile, data_override: str | None = None,
-                 seed: int = 0) -> TrainConfig:
+def train_config(
+    row: ResolvedRow, table: Table, profile: Profile, data_override: str | None = None, seed: int = 0
+) -> TrainConfig:
     cfg_model = resolve_config(row.model)
-    overrides = {"resnet": profile.resnet, "mobilenet_v1": profile.mobilenet,
-                 "efficientnet": profile.efficientnet}[cfg_model.arch]
+    overrides = {"resnet": profile.resnet, "mobilenet_v1": profile.mobilenet, "efficientnet": profile.efficientnet}[
+        cfg_model.arch
+    ]
     model = row.model if isinstance(row.model, dict) else {"name": row.model}
     model = {**model, **overrides}
     # ResNets train at 224 and evaluate at the row's size; reference models at their native size

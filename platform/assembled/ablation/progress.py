@@ -28,15 +28,19 @@ class TrialLines(Callback):
             print(f"[{row}] FAILED: {result.get('reason')}", file=self.stream, flush=True)
             return
         if result.get("done"):
-            print(f"[{row}] finished: top1 {result.get('top1', float('nan')):.2f}  mCE {result.get('mce', float('nan')):.2f}"
-                  f"  mFR {result.get('mfr', float('nan')):.2f}  {result.get('throughput', float('nan')):.0f} img/s",
-                  file=self.stream, flush=True)
+            top1, mce, mfr, tput = (result.get(k, float("nan")) for k in ("top1", "mce", "mfr", "throughput"))
+            line = f"[{row}] finished: top1 {top1:.2f}  mCE {mce:.2f}  mFR {mfr:.2f}  {tput:.0f} img/s"
+            print(line, file=self.stream, flush=True)
             return
         epoch, epochs = result.get("epoch", 0), result.get("epochs", 0)
         elapsed = time.time() - self.started.get(trial.trial_id, time.time())
         eta = elapsed / max(epoch, 1) * (epochs - epoch)
-        print(f"[{row}] epoch {epoch}/{epochs}  loss {result.get('loss', float('nan')):.3f}  "
-              f"top1 {result.get('top1', float('nan')):.2f}  ETA {eta:.0f}s (+ evaluation)", file=self.stream, flush=True)
+        print(
+            f"[{row}] epoch {epoch}/{epochs}  loss {result.get('loss', float('nan')):.3f}  "
+            f"top1 {result.get('top1', float('nan')):.2f}  ETA {eta:.0f}s (+ evaluation)",
+            file=self.stream,
+            flush=True,
+        )
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         print(f"[{trial.config['trial']['row']}] error (Ray retries up to max_failures)", file=self.stream, flush=True)

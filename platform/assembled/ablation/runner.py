@@ -47,12 +47,7 @@ class AblationResult:
     logits_computed: int = 0
 
 
-def experiment_name(path: Path) -> str:
-    stem = path.stem
-    return stem
-
-
-def _start_ray(address: str | None, workdir: Path) -> bool:
+def _start_ray(address: str | None) -> bool:
     import ray
 
     if ray.is_initialized():
@@ -62,8 +57,12 @@ def _start_ray(address: str | None, workdir: Path) -> bool:
         ray.init(address=address, log_to_driver=True)
     else:
         tmp = Path(os.environ.get("ASSEMBLED_RAY_TMP", "/tmp/assembled-ray"))
-        ray.init(include_dashboard=False, _temp_dir=str(tmp), log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONWARNINGS": "ignore"}})
+        ray.init(
+            include_dashboard=False,
+            _temp_dir=str(tmp),
+            log_to_driver=False,
+            runtime_env={"env_vars": {"PYTHONWARNINGS": "ignore"}},
+        )
     return True
 
 
@@ -98,20 +97,27 @@ def run_ablation(
     for t in trials.values():
         if t.row.kd is not None:
             if t.row.kd.row is None or ":" in t.row.kd.row:
-                raise ConfigError(f"{path}: row {t.row.id}: key 'kd': only teachers that are rows of this table "
-                                  "are supported by the runner so far")
+                raise ConfigError(
+                    f"{path}: row {t.row.id}: key 'kd': only teachers that are rows of this table "
+                    "are supported by the runner so far"
+                )
             t.teacher = t.row.kd.row
     wanted = set(rows) if rows else set(trials)
     for rid in list(wanted):  # teachers of wanted rows are wanted too
         if trials[rid].teacher:
             wanted.add(trials[rid].teacher)
-    exp = experiment_name(path)
+    exp = path.stem
     uri = tracking_uri()
     workdir = (workdir or Path.cwd() / "runs") / exp
     exp_id = ensure_experiment(exp, uri)
     client = make_client(uri)
-    parent = retry_locked(lambda: client.create_run(exp_id, run_name=f"{exp} ({profile})", tags={
-        "table": str(table.table), "profile": profile, "kind": "ablation", "data": data or "profile default"}))
+    parent = retry_locked(
+        lambda: client.create_run(
+            exp_id,
+            run_name=f"{exp} ({profile})",
+            tags={"table": str(table.table), "profile": profile, "kind": "ablation", "data": data or "profile default"},
+        )
+    )
     parent_id = parent.info.run_id
     result = AblationResult(pd.DataFrame(), parent_id, exp)
     hashes = {rid: t.cfg.config_hash() for rid, t in trials.items()}
@@ -133,32 +139,54 @@ def run_ablation(
                 if t.teacher and trials[t.teacher].status in ("failed", "blocked"):
                     t.status, t.reason = "blocked", f"teacher {t.teacher} failed"
                     result.failed[t.row.id] = t.reason
-            ready = [t for t in pending if t.status == "pending" and (not t.teacher or trials[t.teacher].status == "finished")]
+            ready = [
+                t
+                for t in pending
+                if t.status == "pending" and (not t.teacher or trials[t.teacher].status == "finished")
+            ]
             if not ready:
                 break
             for t in ready:
                 if t.teacher:
-                    logits, computed = ensure_logits(client, trials[t.teacher].run_id, t.cfg, workdir / "teacher_logits")
+                    logits, computed = ensure_logits(
+                        client, trials[t.teacher].run_id, t.cfg, workdir / "teacher_logits"
+                    )
                     result.logits_computed += int(computed)
-                    t.cfg = t.cfg.model_copy(update={"reg": t.cfg.reg.model_copy(update={"teacher_logits": str(logits)})})
+                    t.cfg = t.cfg.model_copy(
+                        update={"reg": t.cfg.reg.model_copy(update={"teacher_logits": str(logits)})}
+                    )
             if not started_ray:
-                started_ray = _start_ray(address, workdir)
+                started_ray = _start_ray(address)
             use_gpu = ray.cluster_resources().get("GPU", 0) > 0 and prof.resources.gpu > 0
             resources = {"cpu": prof.resources.cpu, **({"gpu": prof.resources.gpu} if use_gpu else {})}
-            payloads = [{
-                "row": t.row.id, "train_cfg": t.cfg.model_dump(mode="json"),
-                "eval_cfg": eval_config(prof).model_dump(mode="json"), "uri": uri, "experiment": exp,
-                "parent_run_id": parent_id, "workdir": str((workdir / f"{t.row.id}-{hashes[t.row.id]}").resolve()),
-                "gpu": use_gpu,
-                "tags": {"row": t.row.id, "table": str(table.table), "profile": profile, "kind": "trial",
-                         "reference": str(t.row.reference).lower()},
-            } for t in ready]
+            payloads = [
+                {
+                    "row": t.row.id,
+                    "train_cfg": t.cfg.model_dump(mode="json"),
+                    "eval_cfg": eval_config(prof).model_dump(mode="json"),
+                    "uri": uri,
+                    "experiment": exp,
+                    "parent_run_id": parent_id,
+                    "workdir": str((workdir / f"{t.row.id}-{hashes[t.row.id]}").resolve()),
+                    "gpu": use_gpu,
+                    "tags": {
+                        "row": t.row.id,
+                        "table": str(table.table),
+                        "profile": profile,
+                        "kind": "trial",
+                        "reference": str(t.row.reference).lower(),
+                    },
+                }
+                for t in ready
+            ]
             tuner = tune.Tuner(
                 tune.with_resources(run_trial, resources),
                 param_space={"trial": tune.grid_search(payloads)},
                 run_config=tune.RunConfig(
-                    name=f"{exp}-{parent_id[:8]}-{len(result.ran)}", storage_path=str((workdir / "ray").resolve()),
-                    failure_config=tune.FailureConfig(max_failures=prof.max_failures), verbose=0,
+                    name=f"{exp}-{parent_id[:8]}-{len(result.ran)}",
+                    storage_path=str((workdir / "ray").resolve()),
+                    failure_config=tune.FailureConfig(max_failures=prof.max_failures),
+                    verbose=0,
                     callbacks=[TrialLines()],
                 ),
                 tune_config=tune.TuneConfig(reuse_actors=False),
@@ -175,7 +203,9 @@ def run_ablation(
                     t.status, t.run_id = "finished", m.get("run_id")
                     result.ran.append(t.row.id)
                 else:
-                    reason = m.get("reason") or (_last_line(res.error) if res is not None and res.error else "no result")
+                    reason = m.get("reason") or (
+                        _last_line(res.error) if res is not None and res.error else "no result"
+                    )
                     t.status, t.reason = "failed", reason
                     result.failed[t.row.id] = reason
     except KeyboardInterrupt:
@@ -206,7 +236,9 @@ def print_result(result: AblationResult) -> None:
     print()
     print(format_table(result.summary))
     print()
-    print(f"ran {len(result.ran)}, skipped (already finished) {len(result.skipped)}, failed {len(result.failed)}; "
-          f"MLflow experiment '{result.experiment}', parent run {result.parent_run_id}")
+    print(
+        f"ran {len(result.ran)}, skipped (already finished) {len(result.skipped)}, failed {len(result.failed)}; "
+        f"MLflow experiment '{result.experiment}', parent run {result.parent_run_id}"
+    )
     for row, reason in result.failed.items():
         print(f"  {row} failed: {reason}")

@@ -106,8 +106,11 @@ def load_table(path: str | Path) -> tuple[Table, list[ResolvedRow]]:
             row = None
             if len(loc) >= 2 and loc[0] == "rows" and isinstance(loc[1], int):
                 idx = loc[1]
-                row = raw_rows[idx].get("id", f"#{idx + 1}") if idx < len(raw_rows) and isinstance(
-                    raw_rows[idx], dict) else f"#{idx + 1}"
+                row = (
+                    raw_rows[idx].get("id", f"#{idx + 1}")
+                    if idx < len(raw_rows) and isinstance(raw_rows[idx], dict)
+                    else f"#{idx + 1}"
+                )
                 loc = loc[2:]
             lines.append(f"{_where(path, row, '.'.join(map(str, loc)) or '?')}: {err['msg']}")
         raise ConfigError("\n".join(lines)) from None

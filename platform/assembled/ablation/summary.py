@@ -14,8 +14,9 @@ COLUMNS = ["top1", "mce", "mfr", "throughput"]
 
 def latest_runs(client: MlflowClient, experiment_id: str, hashes: dict[str, str]) -> dict[str, object]:
     """Newest child run per row whose config hash is the current one (any status)."""
-    runs = client.search_runs([experiment_id], "tags.row != ''", order_by=["attributes.start_time DESC"],
-                              max_results=5000)
+    runs = client.search_runs(
+        [experiment_id], "tags.row != ''", order_by=["attributes.start_time DESC"], max_results=5000
+    )
     out: dict[str, object] = {}
     for r in runs:
         row = r.data.tags.get("row")

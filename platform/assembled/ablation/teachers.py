@@ -17,8 +17,17 @@ from ..training import TrainConfig
 from ..training import checkpoint as ckpt
 from ..training.teacher import compute_teacher_logits, save_logits
 
-IDENTITY_KEYS = ("kind", "path", "num_classes", "train_size", "source_size", "eval_size", "image_size",
-                 "limit_per_class", "seed")
+IDENTITY_KEYS = (
+    "kind",
+    "path",
+    "num_classes",
+    "train_size",
+    "source_size",
+    "eval_size",
+    "image_size",
+    "limit_per_class",
+    "seed",
+)
 
 
 def logits_key(teacher_run_id: str, student: TrainConfig) -> str:
@@ -27,7 +36,9 @@ def logits_key(teacher_run_id: str, student: TrainConfig) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def ensure_logits(client: MlflowClient, teacher_run_id: str, student: TrainConfig, cache_dir: Path) -> tuple[Path, bool]:
+def ensure_logits(
+    client: MlflowClient, teacher_run_id: str, student: TrainConfig, cache_dir: Path
+) -> tuple[Path, bool]:
     """Local path of the logits; ``True`` when they were computed now (not found)."""
     key = logits_key(teacher_run_id, student)
     name = f"{key}.pt"

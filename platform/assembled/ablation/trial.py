@@ -54,7 +54,12 @@ def run_trial(config: dict[str, Any]) -> None:
         tune.report({"row": p["row"], "failed": 1, "reason": f"bad config: {e}"[:500]})
         return
     run = open_run(
-        cfg, p["experiment"], p["row"], parent_run_id=p["parent_run_id"], tags=p["tags"], uri=p["uri"],
+        cfg,
+        p["experiment"],
+        p["row"],
+        parent_run_id=p["parent_run_id"],
+        tags=p["tags"],
+        uri=p["uri"],
         run_id=run_file.read_text().strip() if run_file.exists() else None,
     )
     run_file.write_text(run.run_id)
@@ -62,7 +67,6 @@ def run_trial(config: dict[str, Any]) -> None:
     try:
         result = train_tracked(cfg, run, workdir, [_Report(p["row"], cfg.optim.epochs, workdir)], after, progress=False)
     except (TrainingDiverged, DataError, ValueError) as e:
-        tune.report({"row": p["row"], "failed": 1, "reason": f"{type(e).__name__}: {e}"[:500],
-                     "run_id": run.run_id})
+        tune.report({"row": p["row"], "failed": 1, "reason": f"{type(e).__name__}: {e}"[:500], "run_id": run.run_id})
         return
     tune.report({"row": p["row"], "done": 1, "run_id": run.run_id, **{k: v for k, v in result.metrics.items()}})

@@ -16,7 +16,12 @@ import torch
 from .folder import DataError
 
 LAYOUTS = {
-    "cifar10": ({"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}, b"labels", "batches.meta", b"label_names"),
+    "cifar10": (
+        {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]},
+        b"labels",
+        "batches.meta",
+        b"label_names",
+    ),
     "cifar100": ({"train": ["train"], "test": ["test"]}, b"fine_labels", "meta", b"fine_label_names"),
 }
 

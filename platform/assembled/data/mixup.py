@@ -28,9 +28,7 @@ def _mix(a: torch.Tensor, b: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
     return lam * a + (1 - lam) * b
 
 
-def mixup_pairs(
-    tensors: list[torch.Tensor], lam: torch.Tensor, mixup_type: int
-) -> list[torch.Tensor]:
+def mixup_pairs(tensors: list[torch.Tensor], lam: torch.Tensor, mixup_type: int) -> list[torch.Tensor]:
     """Mix every tensor of ``tensors`` (images, targets ...) along dim 0 the same way.
 
     Type 1 expects 2B rows and returns B; type 2 expects B (even) rows and returns B; ``lam``

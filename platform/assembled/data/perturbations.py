@@ -16,8 +16,16 @@ import torch
 from .corruptions import ops
 
 PERTURBATIONS = (
-    "gaussian_noise", "shot_noise", "motion_blur", "zoom_blur", "snow", "brightness", "translate", "rotate",
-    "tilt", "scale",
+    "gaussian_noise",
+    "shot_noise",
+    "motion_blur",
+    "zoom_blur",
+    "snow",
+    "brightness",
+    "translate",
+    "rotate",
+    "tilt",
+    "scale",
 )
 NOISE = ("gaussian_noise", "shot_noise")
 

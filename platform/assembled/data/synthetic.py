@@ -19,8 +19,14 @@ SHAPES = ("disc", "square", "triangle", "ring", "cross", "diamond", "bar", "half
 TEXTURES = ("solid", "stripes", "checker", "dots")
 PALETTE = torch.tensor(
     [
-        [0.90, 0.20, 0.20], [0.20, 0.75, 0.25], [0.20, 0.35, 0.90], [0.95, 0.85, 0.20],
-        [0.80, 0.30, 0.85], [0.20, 0.85, 0.85], [0.95, 0.55, 0.15], [0.55, 0.55, 0.55],
+        [0.90, 0.20, 0.20],
+        [0.20, 0.75, 0.25],
+        [0.20, 0.35, 0.90],
+        [0.95, 0.85, 0.20],
+        [0.80, 0.30, 0.85],
+        [0.20, 0.85, 0.85],
+        [0.95, 0.55, 0.15],
+        [0.55, 0.55, 0.55],
     ]
 )
 SPLIT_OFFSET = {"train": 0, "val": 1_000_003, "test": 2_000_029}
@@ -101,12 +107,23 @@ def render(labels: torch.Tensor, attrs: torch.Tensor, size: int, g: torch.Genera
 
 def _random_attrs(n: int, g: torch.Generator) -> torch.Tensor:
     return torch.stack(
-        [torch.randint(len(SHAPES), (n,), generator=g), torch.randint(len(TEXTURES), (n,), generator=g),
-         torch.randint(len(PALETTE), (n,), generator=g)], 1)
+        [
+            torch.randint(len(SHAPES), (n,), generator=g),
+            torch.randint(len(TEXTURES), (n,), generator=g),
+            torch.randint(len(PALETTE), (n,), generator=g),
+        ],
+        1,
+    )
 
 
-def _draw(img: torch.Tensor, attributes: torch.Tensor, size_range: tuple[float, float], x: torch.Tensor,
-          y: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+def _draw(
+    img: torch.Tensor,
+    attributes: torch.Tensor,
+    size_range: tuple[float, float],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    g: torch.Generator,
+) -> torch.Tensor:
     n = img.shape[0]
 
     def rnd(*shape: int) -> torch.Tensor:

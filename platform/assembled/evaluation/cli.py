@@ -38,8 +38,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     path = Path(args.checkpoint)
     model, cfg, num_classes, device = load_checkpoint_model(path, args.model)
     ev_cfg = EvalConfig(
-        robustness=args.robustness, extra_corruptions=args.extra_corruptions, imagenet_c=args.imagenet_c,
-        mce_images=args.mce_images, mfr_images=args.mfr_images,
+        robustness=args.robustness,
+        extra_corruptions=args.extra_corruptions,
+        imagenet_c=args.imagenet_c,
+        mce_images=args.mce_images,
+        mfr_images=args.mfr_images,
     )
     if args.imagenet_c and not Path(args.imagenet_c).is_dir():
         raise FileNotFoundError(f"ImageNet-C folder does not exist: {args.imagenet_c}")

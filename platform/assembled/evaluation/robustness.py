@@ -24,8 +24,9 @@ from ..data.transforms import normalize
 CHUNK = 100
 
 
-def predict(model: nn.Module, images01: torch.Tensor, device: torch.device, batch: int = 256,
-            topk: int = 1) -> torch.Tensor:
+def predict(
+    model: nn.Module, images01: torch.Tensor, device: torch.device, batch: int = 256, topk: int = 1
+) -> torch.Tensor:
     out = []
     for i in range(0, images01.shape[0], batch):
         x = normalize(images01[i : i + batch].to(device))
@@ -39,14 +40,20 @@ def clean_tensor(dataset, limit: int | None = None) -> tuple[torch.Tensor, torch
     n = len(dataset) if limit is None else min(limit, len(dataset))
     # spread a subset over the whole set so every class is represented
     idx = torch.linspace(0, len(dataset) - 1, n).round().long().unique() if n < len(dataset) else torch.arange(n)
-    imgs, labels = zip(*[(dataset[int(i)][0], dataset[int(i)][1]) for i in idx])
-    return torch.stack([torch.as_tensor(im) for im in imgs]), torch.tensor(labels)
+    items = [dataset[int(i)] for i in idx]  # one load (decode + transform) per image
+    return torch.stack([torch.as_tensor(it[0]) for it in items]), torch.tensor([it[1] for it in items])
 
 
 @torch.no_grad()
 def corruption_errors(
-    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, names: Iterable[str], device: torch.device,
-    seed: int = 0, family: str | None = None, progress: bool = False,
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    names: Iterable[str],
+    device: torch.device,
+    seed: int = 0,
+    family: str | None = None,
+    progress: bool = False,
 ) -> dict[str, list[float]]:
     """Top-1 error per corruption per severity (5 values) on uint8 clean crops."""
     model.eval()
@@ -68,7 +75,11 @@ def corruption_errors(
 
 @torch.no_grad()
 def folder_corruption_errors(
-    model: nn.Module, root: str | Path, names: Iterable[str], device: torch.device, size: int,
+    model: nn.Module,
+    root: str | Path,
+    names: Iterable[str],
+    device: torch.device,
+    size: int,
 ) -> dict[str, list[float]]:
     """Errors on a pre-generated ImageNet-C folder ``<root>/<corruption>/<severity>/<class>/<image>``."""
     from torchvision.transforms import v2
@@ -105,8 +116,12 @@ def normalised_ce(errors: dict[str, list[float]], reference: dict[str, float | l
     return out
 
 
-def relative_mce(errors: dict[str, list[float]], clean_error: float, reference: dict[str, float | list[float]],
-                 reference_clean_error: float) -> float:
+def relative_mce(
+    errors: dict[str, list[float]],
+    clean_error: float,
+    reference: dict[str, float | list[float]],
+    reference_clean_error: float,
+) -> float:
     vals = []
     for name, errs in errors.items():
         ref = reference[name]
@@ -117,7 +132,11 @@ def relative_mce(errors: dict[str, list[float]], clean_error: float, reference: 
 
 @torch.no_grad()
 def flip_rates(
-    model: nn.Module, images: torch.Tensor, device: torch.device, seed: int = 0, progress: bool = False,
+    model: nn.Module,
+    images: torch.Tensor,
+    device: torch.device,
+    seed: int = 0,
+    progress: bool = False,
     names: Iterable[str] = PERTURBATIONS,
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Flip probability and top-5 distance per perturbation (unnormalised)."""

@@ -63,8 +63,15 @@ def _use_alexnet(cfg: EvalConfig, size: int, num_classes: int) -> bool:
 
 
 @torch.no_grad()
-def evaluate_model(model: nn.Module, train_cfg: TrainConfig, cfg: EvalConfig, device: torch.device,
-                   num_classes: int, progress: bool = True, clean: dict[str, float] | None = None) -> EvalResult:
+def evaluate_model(
+    model: nn.Module,
+    train_cfg: TrainConfig,
+    cfg: EvalConfig,
+    device: torch.device,
+    num_classes: int,
+    progress: bool = True,
+    clean: dict[str, float] | None = None,
+) -> EvalResult:
     model.eval()
     size = train_cfg.data.eval_crop
     metrics: dict[str, float] = {}
@@ -77,6 +84,14 @@ def evaluate_model(model: nn.Module, train_cfg: TrainConfig, cfg: EvalConfig, de
     result = EvalResult(metrics, tags)
     if cfg.robustness != "none":
         full = cfg.robustness == "full"
+        cache: list = []
+
+        def clean_ds():
+            # uint8 evaluation crops, built once for mCE and mFR (synthetic data renders on build)
+            if not cache:
+                cache.append(val_dataset(train_cfg.data, normalised=False))
+            return cache[0]
+
         names = corruptions.names(cfg.extra_corruptions)
         family = severity_set(size)
         tags["corruption_params"] = f"{family} (Hendrycks, {'19' if cfg.extra_corruptions else '15'} corruptions)"
@@ -86,8 +101,7 @@ def evaluate_model(model: nn.Module, train_cfg: TrainConfig, cfg: EvalConfig, de
             errors = folder_corruption_errors(model, cfg.imagenet_c, names, device, size)
             tags["corruption_source"] = f"folder {cfg.imagenet_c}"
         else:
-            clean_ds = val_dataset(train_cfg.data, normalised=False)
-            images, labels = clean_tensor(clean_ds, cfg.mce_images or (None if full else 500))
+            images, labels = clean_tensor(clean_ds(), cfg.mce_images or (None if full else 500))
             errors = corruption_errors(model, images, labels, names, device, cfg.seed, family, progress)
             tags["corruption_source"] = f"generated on the fly from {images.shape[0]} evaluation images"
         result.errors = errors
@@ -103,8 +117,7 @@ def evaluate_model(model: nn.Module, train_cfg: TrainConfig, cfg: EvalConfig, de
         if alexnet:
             metrics["relative_mce"] = relative_mce(errors, 1 - clean["top1"] / 100, ALEXNET_CE, ALEXNET_CLEAN_ERROR)
         # mFR on a subset of the evaluation images (ImageNet-P uses 10,000 of 50,000)
-        clean_ds = val_dataset(train_cfg.data, normalised=False)
-        p_images, _ = clean_tensor(clean_ds, cfg.mfr_images or (1000 if full else 100))
+        p_images, _ = clean_tensor(clean_ds(), cfg.mfr_images or (1000 if full else 100))
         fps, t5ds = flip_rates(model, p_images, device, cfg.seed, progress)
         for name in PERTURBATIONS:
             metrics[f"fp_{name}"] = 100 * fps[name]
@@ -114,8 +127,7 @@ def evaluate_model(model: nn.Module, train_cfg: TrainConfig, cfg: EvalConfig, de
         metrics["mt5d"] = sum(t5ds.values()) / len(t5ds)
         tags["mfr_images"] = str(p_images.shape[0])
     if cfg.throughput:
-        metrics |= throughput_with_ratio(model, size, num_classes, cfg.throughput_batch, device,
-                                         cfg.throughput_repeats)
+        metrics |= throughput_with_ratio(model, size, num_classes, cfg.throughput_batch, device, cfg.throughput_repeats)
         if train_cfg.model_config_resolved().arch == "mobilenet_v1":
             try:
                 metrics["throughput_int8"] = quantized_cpu_throughput(model, size)
@@ -136,8 +148,15 @@ def suite_after_training(train_cfg: TrainConfig, robustness: str = "quick", eval
         num_classes = result.model.fc.out_features if hasattr(result.model, "fc") else train_cfg.data.num_classes
         if hasattr(result.model, "classifier"):
             num_classes = result.model.classifier[-1].out_features
-        ev = evaluate_model(result.model, train_cfg, cfg, device, num_classes, progress=False,
-                            clean=clean if clean and len(clean) == 2 else None)
+        ev = evaluate_model(
+            result.model,
+            train_cfg,
+            cfg,
+            device,
+            num_classes,
+            progress=False,
+            clean=clean if clean and len(clean) == 2 else None,
+        )
         for k, v in ev.tags.items():
             retry_locked(lambda k=k, v=v: callback.client.set_tag(callback.run_id, k, v))
         return ev.metrics

@@ -17,8 +17,14 @@ def _sync(device: torch.device) -> None:
 
 
 @torch.no_grad()
-def measure_throughput(model: nn.Module, input_size: int, batch_size: int = 64, device: str | torch.device = "auto",
-                       warmup: int = 2, repeats: int = 5) -> dict[str, float | str]:
+def measure_throughput(
+    model: nn.Module,
+    input_size: int,
+    batch_size: int = 64,
+    device: str | torch.device = "auto",
+    warmup: int = 2,
+    repeats: int = 5,
+) -> dict[str, float | str]:
     if str(device) == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
@@ -36,8 +42,14 @@ def measure_throughput(model: nn.Module, input_size: int, batch_size: int = 64, 
     return {"images_per_s": batch_size / statistics.median(times), "device": str(device)}
 
 
-def throughput_with_ratio(model: nn.Module, input_size: int, num_classes: int, batch_size: int = 64,
-                          device: str | torch.device = "auto", repeats: int = 5) -> dict[str, float]:
+def throughput_with_ratio(
+    model: nn.Module,
+    input_size: int,
+    num_classes: int,
+    batch_size: int = 64,
+    device: str | torch.device = "auto",
+    repeats: int = 5,
+) -> dict[str, float]:
     from ..models import build_model
 
     r50 = build_model("resnet50", num_classes=num_classes)

@@ -33,7 +33,8 @@ class BlurPool2d(nn.Module):
         self.stride = stride
         self.pad = (filter_size - 1) // 2
         self.register_buffer(
-            "kernel", binomial_filter(filter_size).expand(channels, 1, filter_size, filter_size).clone(),
+            "kernel",
+            binomial_filter(filter_size).expand(channels, 1, filter_size, filter_size).clone(),
             persistent=False,
         )
 

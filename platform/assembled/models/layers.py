@@ -45,7 +45,9 @@ def resnet_stem(cfg: ModelConfig) -> tuple[nn.Sequential, int]:
     return nn.Sequential(*layers), w
 
 
-def projection(cin: int, cout: int, stride: int, cfg: ModelConfig, style: str, drop: DropBlock2d | None) -> nn.Sequential:
+def projection(
+    cin: int, cout: int, stride: int, cfg: ModelConfig, style: str, drop: DropBlock2d | None
+) -> nn.Sequential:
     """Projection shortcut of a stage's first block, in one of three styles.
 
     - ``plain``: 1x1 conv with the stride (blurred first when aa_proj).

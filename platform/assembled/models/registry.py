@@ -36,10 +36,7 @@ REGISTRY: dict[str, tuple[dict[str, Any], int]] = {
     ),
     "mobilenet_v1": ({"arch": "mobilenet_v1"}, 224),
     "se_mobilenet_v1": ({"arch": "mobilenet_v1", "se": True}, 224),
-    **{
-        f"efficientnet_{v}": ({"arch": "efficientnet", "variant": v}, size)
-        for v, size in EFFICIENTNET_INPUT.items()
-    },
+    **{f"efficientnet_{v}": ({"arch": "efficientnet", "variant": v}, size) for v, size in EFFICIENTNET_INPUT.items()},
 }
 
 

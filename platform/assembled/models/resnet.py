@@ -33,7 +33,7 @@ class ResNet(nn.Module):
         self.stem, cin = resnet_stem(cfg)
         style = "resnet_d" if cfg.avg_down else "plain"
         stages = []
-        for i, (blocks, stride) in enumerate(zip(cfg.block_counts(), (1, 2, 2, 2))):
+        for i, (blocks, stride) in enumerate(zip(cfg.block_counts(), (1, 2, 2, 2), strict=True)):
             width = cfg.width * 2**i
             stages.append(block_layer(cin, width, blocks, stride, cfg, style, drop_factory_for(i, cfg)))
             cin = width * EXPANSION

@@ -17,7 +17,9 @@ from .trainer import loader_for
 
 
 @torch.no_grad()
-def compute_teacher_logits(model: nn.Module, data: DataConfig, device: torch.device, batch_size: int = 128) -> torch.Tensor:
+def compute_teacher_logits(
+    model: nn.Module, data: DataConfig, device: torch.device, batch_size: int = 128
+) -> torch.Tensor:
     model.eval().to(device)
     ds = teacher_view(data)
     out = torch.empty(len(ds), ds.num_classes)

@@ -74,8 +74,9 @@ def loader_for(dataset, batch_size: int, shuffle: bool, workers: int, seed: int 
 
 
 @torch.no_grad()
-def evaluate_top1(model: torch.nn.Module, loader: DataLoader, device: torch.device, amp: bool = False,
-                  channels_last: bool = False) -> dict[str, float]:
+def evaluate_top1(
+    model: torch.nn.Module, loader: DataLoader, device: torch.device, amp: bool = False, channels_last: bool = False
+) -> dict[str, float]:
     """Top-1 / top-5 accuracy (%) and mean CE loss over a loader of (image, label, index)."""
     model.eval()
     correct1 = torch.zeros((), device=device)
@@ -162,11 +163,19 @@ class Trainer:
         # type-1 mixup draws two batches per step: the loader yields 2B images, an epoch 2N
         steps_per_epoch = len(train_ds) // B
         total_steps = steps_per_epoch * cfg.optim.epochs
-        notify(self.callbacks, "on_train_start", {
-            "num_classes": num_classes, "train_images": len(train_ds), "val_images": len(val_ds),
-            "steps_per_epoch": steps_per_epoch, "device": str(dev), "start_epoch": start_epoch,
-            "config_hash": config_hash,
-        })
+        notify(
+            self.callbacks,
+            "on_train_start",
+            {
+                "num_classes": num_classes,
+                "train_images": len(train_ds),
+                "val_images": len(val_ds),
+                "steps_per_epoch": steps_per_epoch,
+                "device": str(dev),
+                "start_epoch": start_epoch,
+                "config_hash": config_hash,
+            },
+        )
         mix_gen = torch.Generator().manual_seed(cfg.seed + 17)
         metrics: dict[str, float] = dict(history[-1]) if history else {}
         for epoch in range(start_epoch, cfg.optim.epochs):
@@ -177,8 +186,13 @@ class Trainer:
             t0 = time.perf_counter()
             running = torch.zeros((), device=dev)
             seen = 0
-            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.optim.epochs}", leave=False, disable=not self.progress,
-                       total=steps_per_epoch)
+            bar = tqdm(
+                loader,
+                desc=f"epoch {epoch + 1}/{cfg.optim.epochs}",
+                leave=False,
+                disable=not self.progress,
+                total=steps_per_epoch,
+            )
             for i, (x, y, idx) in enumerate(bar):
                 if i >= steps_per_epoch:
                     break
@@ -217,15 +231,26 @@ class Trainer:
                 raise TrainingDiverged(f"training loss is {train_loss} at epoch {epoch + 1}")
             elapsed = time.perf_counter() - t0
             metrics = {
-                "loss": train_loss, "lr": lr, "epoch_time_s": elapsed, "train_images_per_s": seen / max(elapsed, 1e-9),
+                "loss": train_loss,
+                "lr": lr,
+                "epoch_time_s": elapsed,
+                "train_images_per_s": seen / max(elapsed, 1e-9),
             }
             if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.optim.epochs:
                 metrics |= evaluate_top1(model, val_loader, dev, self.amp, self.channels_last)
             history.append(metrics)
-            ckpt.save(last, {
-                "model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "history": history,
-                "config_hash": config_hash, "config": cfg.model_dump(mode="json"), "num_classes": num_classes,
-            })
+            ckpt.save(
+                last,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "epoch": epoch,
+                    "history": history,
+                    "config_hash": config_hash,
+                    "config": cfg.model_dump(mode="json"),
+                    "num_classes": num_classes,
+                },
+            )
             notify(self.callbacks, "on_epoch_end", epoch, metrics, last)
         result = TrainResult(model, metrics, history, last if last.exists() else None, start_epoch)
         notify(self.callbacks, "on_train_end", {"metrics": metrics, "checkpoint": result.checkpoint})

@@ -21,8 +21,21 @@ from . import ops
 from .params import FROST_SCALE, NATIVE, SETS, severity_set
 
 STANDARD = (
-    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
-    "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression",
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "defocus_blur",
+    "glass_blur",
+    "motion_blur",
+    "zoom_blur",
+    "snow",
+    "frost",
+    "fog",
+    "brightness",
+    "contrast",
+    "elastic_transform",
+    "pixelate",
+    "jpeg_compression",
 )
 EXTRA = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
 
@@ -138,7 +151,7 @@ def _frost(x, k):
     n, _, h, w = x.shape
     factor = FROST_SCALE[k.family] * k.scale
     layers = []
-    for i in range(n):
+    for _ in range(n):
         idx = int(k.rand(1).item() * 5)
         img = _frost_resized(idx, factor, h, w)
         th, tw = img.shape[-2:]
@@ -237,11 +250,24 @@ def _spatter(x, k):
 
 
 CORRUPTIONS: dict[str, Callable] = {
-    "gaussian_noise": _gaussian_noise, "shot_noise": _shot_noise, "impulse_noise": _impulse_noise,
-    "speckle_noise": _speckle_noise, "defocus_blur": _defocus_blur, "glass_blur": _glass_blur,
-    "motion_blur": _motion_blur, "zoom_blur": _zoom_blur, "gaussian_blur": _gaussian_blur, "snow": _snow,
-    "frost": _frost, "fog": _fog, "spatter": _spatter, "brightness": _brightness, "contrast": _contrast,
-    "saturate": _saturate, "elastic_transform": _elastic_transform, "pixelate": _pixelate,
+    "gaussian_noise": _gaussian_noise,
+    "shot_noise": _shot_noise,
+    "impulse_noise": _impulse_noise,
+    "speckle_noise": _speckle_noise,
+    "defocus_blur": _defocus_blur,
+    "glass_blur": _glass_blur,
+    "motion_blur": _motion_blur,
+    "zoom_blur": _zoom_blur,
+    "gaussian_blur": _gaussian_blur,
+    "snow": _snow,
+    "frost": _frost,
+    "fog": _fog,
+    "spatter": _spatter,
+    "brightness": _brightness,
+    "contrast": _contrast,
+    "saturate": _saturate,
+    "elastic_transform": _elastic_transform,
+    "pixelate": _pixelate,
     "jpeg_compression": _jpeg_compression,
 }
 

@@ -120,7 +120,7 @@ def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
 
 
 def grayscale(x: torch.Tensor) -> torch.Tensor:
-    return (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+    return 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
 
 
 def plasma_fractal(n: int, mapsize: int, decay: float, g: torch.Generator) -> torch.Tensor:
