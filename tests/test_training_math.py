@@ -112,4 +112,7 @@ def test_config_hash_ignores_runtime_fields():
     b = TrainConfig(model={"name": "resnet50d"}, device="cpu", threads=2)
     c = TrainConfig(model="resnet50d", reg={"label_smoothing": 0.1})
     assert a.config_hash() == b.config_hash() != c.config_hash()
+    kd = TrainConfig(model="resnet50d", reg={"kd_temperature": 1.0, "teacher_logits": "/tmp/x.pt"})
+    kd_elsewhere = TrainConfig(model="resnet50d", reg={"kd_temperature": 1.0, "teacher_logits": "/data/y.pt"})
+    assert kd.config_hash() == kd_elsewhere.config_hash() != a.config_hash()
     assert math.isfinite(a.optim.lr)

@@ -78,6 +78,7 @@ class TrainConfig(BaseModel):
         d = self.model_dump(mode="json", exclude={"device", "threads", "eval_every"})
         d["model"] = self.model_config_resolved().model_dump(mode="json")
         d["data"].pop("num_workers", None)
+        d["reg"].pop("teacher_logits", None)  # a local cache path; the temperature stays in
         blob = json.dumps(d, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
