@@ -6,12 +6,10 @@ BIN := $(VENV)/bin
 TABLE ?= 7
 PROFILE ?= cpu
 DATA ?=
-ROW ?=
 PORT ?= 5000
-TRIALS ?= 8
 DATA_FLAG := $(if $(DATA),--data $(DATA),)
 
-.PHONY: install install-browser test test-fast lint ablation ui dashboard search benchmarks clean
+.PHONY: install install-browser test test-fast lint ablation ui dashboard benchmarks clean
 
 install: $(BIN)/assembled
 
@@ -40,14 +38,12 @@ lint: install
 ablation: install
 	$(BIN)/assembled ablation $(TABLE) --profile $(PROFILE) $(DATA_FLAG)
 
+# TABLE=7 draws one table; TABLE= (empty) draws every table in the store
 dashboard: install
 	$(BIN)/assembled dashboard $(TABLE)
 
 ui: install
 	$(BIN)/assembled ui --port $(PORT)
-
-search: install
-	$(BIN)/assembled search $(TABLE) --row $(ROW) --profile $(PROFILE) --trials $(TRIALS) $(DATA_FLAG)
 
 benchmarks: install
 	$(BIN)/python benchmarks/train_step.py

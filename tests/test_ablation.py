@@ -130,3 +130,43 @@ def test_schema_errors_name_file_row_key(tmp_path, case):
 def test_shipped_tables_validate(n):
     table, rows = load_table(ROOT / "ablations" / f"table{n:02d}.yaml")
     assert rows and all(r.paper.top1 for r in rows if not r.id.startswith("Teacher"))
+
+
+def _bound_trials(table_text: str, tmp_path, profile: str = "smoke"):
+    from assembled.ablation.profiles import load_profiles, train_config
+    from assembled.ablation.runner import Trial, _bind_teachers
+
+    path = tmp_path / "kd.yaml"
+    path.write_text(table_text)
+    table, rows = load_table(path)
+    prof = load_profiles(ROOT / "ablations" / "profiles.yaml")[profile]
+    trials = {r.id: Trial(r, train_config(r, table, prof)) for r in rows}
+    for t in trials.values():
+        t.teacher = t.row.kd.row if t.row.kd else None
+    _bind_teachers(trials, path)
+    return trials
+
+
+def test_student_identity_includes_its_teacher(tmp_path):
+    before = _bound_trials(KD_TABLE, tmp_path)
+    after = _bound_trials(
+        KD_TABLE.replace("input_size: 224}", "input_size: 224, reg: {label_smoothing: 0.1}}", 1), tmp_path
+    )
+    assert before["T"].cfg.config_hash() != after["T"].cfg.config_hash()
+    # only the teacher changed, yet both students are new configurations (their finished runs do not count)
+    for s in ("S1", "S2"):
+        assert before[s].cfg.reg.teacher == before["T"].cfg.config_hash()
+        assert before[s].cfg.config_hash() != after[s].cfg.config_hash()
+
+
+def test_profile_teacher_substitute_must_be_a_row(ablation_env):
+    tmp, root, _ = ablation_env
+    (root / "kd.yaml").write_text(KD_TABLE)
+    (root / "profiles.yaml").write_text(
+        (root / "profiles.yaml")
+        .read_text()
+        .replace("  max_failures: 2\n", "  max_failures: 2\n  teachers: {T: E6}\n", 1)
+    )
+    with pytest.raises(ConfigError) as e:
+        run_ablation(str(root / "kd.yaml"), "smoke", ablations_dir=root, workdir=tmp / "runs")
+    assert "profiles.yaml" in str(e.value) and "teachers.T" in str(e.value) and "row E6" in str(e.value)

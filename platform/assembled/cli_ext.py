@@ -3,7 +3,10 @@ dashboard, ui, search). Each adds its parser; the subsystem is imported on use."
 
 from __future__ import annotations
 
+from dashboards.cli import register as _dashboard
+
 from .ablation.cli import register as _ablation
 from .evaluation.cli import register as _evaluate
+from .tracking.ui import register as _ui
 
-REGISTRARS: list = [_evaluate, _ablation]
+REGISTRARS: list = [_evaluate, _ablation, _dashboard, _ui]

@@ -41,6 +41,10 @@ class Profile(BaseModel):
     evaluation: dict[str, Any] = Field(default_factory=dict, description="EvalConfig fields")
     resources: Resources = Resources()
     max_failures: int = 2
+    teachers: dict[str, str] = Field(
+        default_factory=dict,
+        description="KD teacher substitutes in this profile (row -> row), for teachers it cannot train well",
+    )
 
 
 def load_profiles(path: str | Path) -> dict[str, Profile]:
@@ -56,11 +60,11 @@ def load_profiles(path: str | Path) -> dict[str, Profile]:
     return out
 
 
-def _scaled_size(paper: int, profile: Profile) -> int:
+def _scaled_size(paper: int, profile: Profile, multiple: int = 8) -> int:
     size = paper * profile.image_size / profile.paper_train_size
     if profile.max_image_size:
         size = min(size, profile.max_image_size)
-    return max(8, int(round(size / 8)) * 8)  # BL merges need even maps: keep multiples of 8
+    return max(multiple, int(round(size / multiple)) * multiple)
 
 
 def train_config(
@@ -73,8 +77,10 @@ def train_config(
     model = row.model if isinstance(row.model, dict) else {"name": row.model}
     model = {**model, **overrides}
     # ResNets train at 224 and evaluate at the row's size; reference models at their native size
-    train_px = _scaled_size(row.input_size if row.reference else row.train_size, profile)
-    eval_px = _scaled_size(row.input_size, profile)
+    # BigLittle merges need even maps down the ResNet: multiples of 8; other families keep their steps
+    multiple = 8 if cfg_model.arch == "resnet" else 2
+    train_px = _scaled_size(row.input_size if row.reference else row.train_size, profile, multiple)
+    eval_px = _scaled_size(row.input_size, profile, multiple)
     data = {**profile.data, "image_size": train_px, "eval_size": eval_px, "autoaugment": row.autoaugment}
     data.setdefault("source_size", max(train_px, eval_px))
     data["source_size"] = max(data["source_size"], train_px, eval_px)

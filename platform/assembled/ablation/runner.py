@@ -94,6 +94,13 @@ def run_ablation(
         if missing:
             raise ConfigError(f"{path}: no row(s) {', '.join(sorted(missing))}")
     trials = {r.id: Trial(r, train_config(r, table, prof, data)) for r in resolved}
+    for rid, sub in prof.teachers.items():
+        if rid not in trials or sub not in trials:
+            missing = rid if rid not in trials else sub
+            raise ConfigError(
+                f"{ablations_dir / 'profiles.yaml'}: profile {profile}: key 'teachers.{rid}': "
+                f"row {missing} is not in {path.name}"
+            )
     for t in trials.values():
         if t.row.kd is not None:
             if t.row.kd.row is None or ":" in t.row.kd.row:
@@ -101,7 +108,8 @@ def run_ablation(
                     f"{path}: row {t.row.id}: key 'kd': only teachers that are rows of this table "
                     "are supported by the runner so far"
                 )
-            t.teacher = t.row.kd.row
+            t.teacher = prof.teachers.get(t.row.kd.row, t.row.kd.row)
+    _bind_teachers(trials, path)
     wanted = set(rows) if rows else set(trials)
     for rid in list(wanted):  # teachers of wanted rows are wanted too
         if trials[rid].teacher:
@@ -115,12 +123,21 @@ def run_ablation(
         lambda: client.create_run(
             exp_id,
             run_name=f"{exp} ({profile})",
-            tags={"table": str(table.table), "profile": profile, "kind": "ablation", "data": data or "profile default"},
+            tags={
+                "table": str(table.table),
+                "profile": profile,
+                "kind": "ablation",
+                "data": data or "profile default",
+                "profile_description": prof.description,
+            },
         )
     )
     parent_id = parent.info.run_id
     result = AblationResult(pd.DataFrame(), parent_id, exp)
     hashes = {rid: t.cfg.config_hash() for rid, t in trials.items()}
+    # what the table asked for, so readers of MLflow alone (dashboards) know every row and the paper
+    manifest = table_manifest(table, prof, profile, data, [trials[r.id] for r in resolved], hashes, wanted)
+    retry_locked(lambda: client.log_dict(parent_id, manifest, "table.json"))
     finished = {rid: run for rid, run in latest_runs(client, exp_id, hashes).items() if run.info.status == "FINISHED"}
     for rid, t in trials.items():
         if rid not in wanted:
@@ -175,6 +192,7 @@ def run_ablation(
                         "profile": profile,
                         "kind": "trial",
                         "reference": str(t.row.reference).lower(),
+                        **({"kd_teacher": t.teacher} if t.teacher else {}),
                     },
                 }
                 for t in ready
@@ -225,6 +243,51 @@ def run_ablation(
             retry_locked(lambda: client.set_tag(parent_id, "failed_rows", ",".join(sorted(result.failed))))
         retry_locked(lambda: client.set_terminated(parent_id, status=status))
     return result
+
+
+def _bind_teachers(trials: dict[str, Trial], path: Path) -> None:
+    """Make each student's identity include its teacher's, teachers first (a teacher may be a student)."""
+    bound: set[str] = set()
+    while len(bound) < len(trials):
+        progress = False
+        for rid, t in trials.items():
+            if rid in bound or (t.teacher and t.teacher not in bound):
+                continue
+            if t.teacher:
+                teacher_hash = trials[t.teacher].cfg.config_hash()
+                t.cfg = t.cfg.model_copy(update={"reg": t.cfg.reg.model_copy(update={"teacher": teacher_hash})})
+            bound.add(rid)
+            progress = True
+        if not progress:
+            cycle = sorted(set(trials) - bound)
+            raise ConfigError(f"{path}: KD teachers form a cycle among rows {', '.join(cycle)}")
+
+
+def table_manifest(
+    table, prof, profile: str, data: str | None, trials: list[Trial], hashes: dict[str, str], wanted: set[str]
+) -> dict:
+    return {
+        "table": str(table.table),
+        "title": table.title,
+        "baseline": table.baseline,
+        "profile": profile,
+        "profile_description": prof.description,
+        "data": data or "profile default",
+        "rows": [
+            {
+                "id": t.row.id,
+                "title": t.row.title,
+                "reference": t.row.reference,
+                "paper_epochs": t.row.epochs,
+                "epochs": t.cfg.optim.epochs,
+                "teacher": t.teacher,
+                "config_hash": hashes[t.row.id],
+                "requested": t.row.id in wanted,
+                "paper": t.row.paper.model_dump(),
+            }
+            for t in trials
+        ],
+    }
 
 
 def _last_line(error: BaseException) -> str:

@@ -49,7 +49,8 @@ class ModelConfig(BaseModel):
     zero_gamma: bool = True
     bn_momentum: float = Field(0.1, gt=0, lt=1, description="PyTorch convention; official TF 0.997 = 0.003")
     # MobileNet / EfficientNet
-    width_mult: float = Field(1.0, gt=0)
+    width_mult: float = Field(1.0, gt=0, description="MobileNet width; EfficientNet: on top of the variant's")
+    depth_mult: float = Field(1.0, gt=0, description="EfficientNet: block repeats on top of the variant's")
     variant: Literal["b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7"] = "b0"
 
     @model_validator(mode="after")

@@ -48,6 +48,7 @@ class RegConfig(BaseModel):
     dropblock_keep_prob: float = Field(0.9, gt=0, le=1, description="final keep_prob of the linear 1.0 -> kp schedule")
     kd_temperature: float = Field(0.0, ge=0, description="0 disables distillation")
     teacher_logits: str | None = Field(None, description="path of cached teacher logits (.pt) for KD")
+    teacher: str | None = Field(None, description="identity of the teacher (its config hash): part of this run's")
 
 
 class TrainConfig(BaseModel):

@@ -1,0 +1,48 @@
+"""``assembled ui``: the MLflow web UI over the project's store, bound to 127.0.0.1.
+
+One uvicorn worker: each worker imports all of MLflow (about 5 s and 300 MB apiece), and
+a single user does not need four. Artifacts are served by the server (``--serve-artifacts``),
+so pages logged as artifacts (dashboards) open from the UI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from .store import tracking_uri
+
+
+def server_command(uri: str, host: str, port: int, artifacts: Path) -> list[str]:
+    mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
+    return [
+        mlflow, "server", "--backend-store-uri", uri, "--host", host, "--port", str(port), "--workers", "1",
+        "--serve-artifacts", "--artifacts-destination", str(artifacts),
+    ]  # fmt: skip
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    uri = tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        print(f"MLFLOW_TRACKING_URI points at a tracking server: open {uri} in a browser (nothing to start here)")
+        return 0
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        print(f"note: {uri} does not exist yet; the UI starts empty until a run is logged there", file=sys.stderr)
+    cmd = server_command(uri, args.host, args.port, Path(args.artifacts).resolve())
+    print(f"MLflow UI for {uri}\n  -> http://{args.host}:{args.port}  (Ctrl-C stops it)", flush=True)
+    try:
+        return subprocess.call(cmd, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    except KeyboardInterrupt:
+        return 0
+
+
+def register(sub) -> None:
+    s = sub.add_parser("ui", help="start the MLflow web UI over this project's runs (127.0.0.1)")
+    s.add_argument("--port", type=int, default=int(os.environ.get("MLFLOW_PORT", 5000)))
+    s.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 exposes it: see README)")
+    s.add_argument("--artifacts", default="mlruns", help="where runs created through the server keep artifacts")
+    s.set_defaults(fn=cmd_ui)

@@ -1,0 +1,185 @@
+"""Dashboards drawn from a real SQLite MLflow store that a real smoke ablation (local Ray) filled,
+checked as HTML and in headless Chromium; the MLflow UI served by `assembled ui`."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from dashboards.build import build
+from dashboards.figures import labels, pareto_front
+from dashboards.source import experiment_name, load_table
+
+from .browser import chromium, free_port, js_errors, screenshot_spread
+from .conftest import ROOT, cli
+
+# a reference model, three stacking rows and one that diverges (lr 1e6 -> NaN loss)
+TABLE = """
+table: dash
+title: Dashboard fixture
+baseline: A
+rows:
+  - {id: Ref, model: efficientnet_b0, reference: true, epochs: 120, input_size: 224,
+     paper: {top1: 77.3, mce: 70.7, throughput: 510}}
+  - {id: A, model: resnet50, epochs: 120, input_size: 224, paper: {top1: 76.87, mce: 75.55, mfr: 56.55}}
+  - {id: B, model: resnet50d, base: A, reg: {label_smoothing: 0.1},
+     paper: {top1: 78.35, mce: 74.27, mfr: 54.75, throughput: 493}}
+  - {id: C, base: B, model: {sk: doubled_3x3}, paper: {top1: 79.0, mce: 70.0, throughput: 400}}
+  - {id: Broken, base: B, optim: {base_lr: 1.0e+6}, paper: {top1: 80.0}}
+"""
+FIGURES = ("fig-paper-vs-measured", "fig-gains", "fig-pareto", "fig-corruptions", "fig-perturbations", "fig-curves")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One smoke ablation of TABLE, as `assembled ablation` from a user's folder."""
+    tmp = tmp_path_factory.mktemp("dash")
+    shutil.copy(ROOT / "ablations" / "profiles.yaml", tmp / "profiles.yaml")
+    (tmp / "dash.yaml").write_text(TABLE)
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    ray_tmp = tempfile.mkdtemp(prefix="ad", dir="/tmp")
+    env = {"MLFLOW_TRACKING_URI": uri, "ASSEMBLED_RAY_TMP": ray_tmp, "RAY_ADDRESS": ""}
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        from assembled.ablation.runner import run_ablation
+
+        result = run_ablation(str(tmp / "dash.yaml"), "smoke", ablations_dir=tmp, workdir=tmp / "runs")
+    shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert set(result.failed) == {"Broken"}, result.failed
+    return tmp, uri, result
+
+
+def test_experiment_names_and_labels():
+    assert experiment_name("7") == experiment_name("table07") == "table07"
+    assert experiment_name("my_table") == "my_table"
+    df = pd.DataFrame({"row": ["E0", "E1"], "status": ["FINISHED", "FAILED"]})
+    assert labels(df) == ["E0", "E1 (failed)"]
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    pts = [(100.0, 70.0, "a"), (50.0, 80.0, "b"), (40.0, 75.0, "dominated"), (200.0, 60.0, "c"), (90.0, 65.0, "d")]
+    assert [p[2] for p in pareto_front(pts)] == ["b", "a", "c"]
+    assert pareto_front([]) == []
+
+
+@pytest.mark.slow
+def test_table_page_from_real_store(store):
+    tmp, uri, result = store
+    client = MlflowClient(uri)
+    data = load_table(client, "dash")
+    status = dict(zip(data.rows["row"], data.rows["status"], strict=True))
+    assert status == {"Ref": "FINISHED", "A": "FINISHED", "B": "FINISHED", "C": "FINISHED", "Broken": "FAILED"}
+    assert data.rows.set_index("row").loc["A", "paper_top1"] == 76.87
+    # the broken row failed alone, for good (no retry), with its reason on its run
+    assert "TrainingDiverged" in data.rows.set_index("row").loc["Broken", "reason"]
+    assert set(data.curves["metric"]) == {"loss", "top1", "lr"}
+
+    t0 = time.perf_counter()
+    written = build(client, ["dash"], tmp / "out")
+    seconds = time.perf_counter() - t0
+    page = written.pages["dash"].read_text()
+    for div in FIGURES:
+        assert f'id="{div}"' in page, div
+    for row in ("Ref", "A", "B", "C", "Broken"):
+        assert f">{row}" in page, row
+    assert "Broken (failed)" in page and "not a reproduction" in page and ">smoke<" in page
+    # measured numbers of the table reach the page: the top-1 of row A, as the rows table prints it
+    top1_a = data.rows.set_index("row").loc["A", "top1"]
+    assert f"<td>{top1_a:.2f}</td>" in page
+    for corruption in ("gaussian_noise", "jpeg_compression"):
+        assert corruption in page
+    assert "dash.html" in written.index.read_text()
+    arts = [a.path for a in client.list_artifacts(result.parent_run_id, "dashboard")]
+    assert arts == ["dashboard/dash.html"]
+    assert seconds < 60, seconds
+
+
+@pytest.mark.slow
+def test_dashboard_cli_and_clear_error(store, tmp_path):
+    tmp, uri, _ = store
+    out = tmp_path / "pages"
+    done = cli("dashboard", "--out", str(out), env={"MLFLOW_TRACKING_URI": uri})
+    assert done.returncode == 0, done.stderr
+    assert (out / "dash.html").exists() and (out / "index.html").exists()
+    missing = cli("dashboard", "99", "--out", str(out), env={"MLFLOW_TRACKING_URI": uri})
+    assert missing.returncode == 2 and "no MLflow experiment 'table99'" in missing.stderr
+
+
+@pytest.mark.slow
+def test_page_in_chromium(store):
+    tmp, uri, _ = store
+    written = build(MlflowClient(uri), ["dash"], tmp / "browser-out", log_artifact=False)
+    driver = chromium()
+    try:
+        driver.get(written.pages["dash"].as_uri())
+        time.sleep(2)
+        assert js_errors(driver) == []
+        for div in FIGURES:
+            svgs = driver.find_elements("css selector", f"#{div} .main-svg")
+            assert svgs, f"{div} was not drawn"
+        assert screenshot_spread(driver) > 5
+        driver.get(written.index.as_uri())
+        assert "dash" in driver.find_element("id", "tables").text
+    finally:
+        driver.quit()
+
+
+@pytest.mark.slow
+def test_mlflow_ui_lists_the_runs(store):
+    tmp, uri, _ = store
+    port = free_port()
+    exe = Path(sys.executable).parent / "assembled"
+    proc = subprocess.Popen(
+        [str(exe), "ui", "--port", str(port)],
+        cwd=tmp,
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 120
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                pass
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.time() < deadline, "MLflow server did not answer /health in 120 s"
+            time.sleep(1)
+        exp_id = MlflowClient(uri).get_experiment_by_name("dash").experiment_id
+        driver = chromium()
+        try:
+            driver.get(f"{url}/#/experiments/{exp_id}")
+            deadline = time.time() + 60
+            text = ""
+            while time.time() < deadline:
+                text = driver.find_element("tag name", "body").text
+                if re.search(r"\bBroken\b", text) and re.search(r"\bRef\b", text):
+                    break
+                time.sleep(1)
+            assert "Broken" in text and "Ref" in text, text[:2000]
+            errors = [e for e in js_errors(driver) if "favicon" not in e]
+            assert errors == []
+            assert screenshot_spread(driver) > 5
+        finally:
+            driver.quit()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
