@@ -27,7 +27,7 @@ class TrialLines(Callback):
         if result.get("failed"):
             print(f"[{row}] FAILED: {result.get('reason')}", file=self.stream, flush=True)
             return
-        if result.get("done"):
+        if result.get("finished"):
             top1, mce, mfr, tput = (result.get(k, float("nan")) for k in ("top1", "mce", "mfr", "throughput"))
             line = f"[{row}] finished: top1 {top1:.2f}  mCE {mce:.2f}  mFR {mfr:.2f}  {tput:.0f} img/s"
             print(line, file=self.stream, flush=True)

@@ -217,7 +217,7 @@ def run_ablation(
             for t in ready:
                 res = by_row.get(t.row.id)
                 m = res.metrics if res is not None and res.metrics else {}
-                if res is not None and res.error is None and m.get("done"):
+                if res is not None and res.error is None and m.get("finished") and not m.get("failed"):
                     t.status, t.run_id = "finished", m.get("run_id")
                     result.ran.append(t.row.id)
                 else:

@@ -69,4 +69,4 @@ def run_trial(config: dict[str, Any]) -> None:
     except (TrainingDiverged, DataError, ValueError) as e:
         tune.report({"row": p["row"], "failed": 1, "reason": f"{type(e).__name__}: {e}"[:500], "run_id": run.run_id})
         return
-    tune.report({"row": p["row"], "done": 1, "run_id": run.run_id, **{k: v for k, v in result.metrics.items()}})
+    tune.report({"row": p["row"], "finished": 1, "run_id": run.run_id, **{k: v for k, v in result.metrics.items()}})
