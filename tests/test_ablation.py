@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import shutil
+import socket
+import subprocess
+import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -170,3 +176,51 @@ def test_profile_teacher_substitute_must_be_a_row(ablation_env):
     with pytest.raises(ConfigError) as e:
         run_ablation(str(root / "kd.yaml"), "smoke", ablations_dir=root, workdir=tmp / "runs")
     assert "profiles.yaml" in str(e.value) and "teachers.T" in str(e.value) and "row E6" in str(e.value)
+
+
+TWO_ROWS = """
+table: cluster
+title: Two rows on an existing cluster
+rows:
+  - {id: A, model: resnet50, epochs: 120, input_size: 224}
+  - {id: B, base: A, model: resnet50d}
+"""
+
+
+@pytest.mark.slow
+def test_existing_cluster_head_and_worker(ablation_env, monkeypatch):
+    """`--address` runs the rows on a cluster started by `ray start` (head + worker on 127.0.0.1)
+    and leaves it running; Ray 2.60's token auth is shared through RAY_AUTH_TOKEN, as on a real cluster."""
+    tmp, root, client = ablation_env
+    (root / "cluster.yaml").write_text(TWO_ROWS)
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    for k, v in auth.items():
+        monkeypatch.setenv(k, v)
+    env = {**os.environ, **auth}
+    head = [ray_cli, "start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false"]
+    head.append(f"--temp-dir={os.environ['ASSEMBLED_RAY_TMP']}")
+    address = f"127.0.0.1:{port}"
+    try:
+        subprocess.run(head, env=env, check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [ray_cli, "start", f"--address={address}", "--num-cpus=1"], env=env, check=True, capture_output=True
+        )
+        result = run_ablation(
+            str(root / "cluster.yaml"), "smoke", address=address, ablations_dir=root, workdir=tmp / "runs"
+        )
+        assert not result.failed and sorted(result.ran) == ["A", "B"]
+        assert {r.info.status for r in children(client, "cluster")} == {"FINISHED"}
+        import ray
+
+        assert not ray.is_initialized()  # the command disconnected ...
+        ray.init(address=address)  # ... and left the user's cluster (both nodes) up
+        try:
+            assert len([n for n in ray.nodes() if n["Alive"]]) == 2
+        finally:
+            ray.shutdown()
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], env=env, capture_output=True, timeout=120)

@@ -166,3 +166,18 @@ def test_evaluate_command_logs_the_suite(tmp_path, mlflow_uri):
     assert bad.returncode == 2 and "last.pt: weights do not fit model" in bad.stderr
     missing = cli("evaluate", str(tmp_path / "nope.pt"), cwd=tmp_path)
     assert missing.returncode == 2 and "checkpoint not found" in missing.stderr
+
+
+def test_int8_mobilenet_is_quantized_and_measured():
+    from assembled.evaluation.throughput import quantize_int8, quantized_cpu_throughput
+    from assembled.models import build_model
+
+    model = build_model({"name": "mobilenet_v1", "width_mult": 0.25}, num_classes=10).eval()
+    q = quantize_int8(model, 64)
+    kinds = {type(m).__module__ for m in q.modules()}
+    assert any(k.startswith("torch.ao.nn.quantized") for k in kinds), kinds
+    x = torch.rand(2, 3, 64, 64)
+    assert q(x).shape == (2, 10) and torch.isfinite(q(x)).all()
+    threads = torch.get_num_threads()
+    ips = quantized_cpu_throughput(model, 64, repeats=2)
+    assert ips > 0 and torch.get_num_threads() == threads  # one thread while measuring, then restored

@@ -59,24 +59,29 @@ def throughput_with_ratio(
     return {"throughput": own, "throughput_r50": base, "throughput_ratio_r50": own / base}
 
 
-def quantized_cpu_throughput(model: nn.Module, input_size: int, repeats: int = 20) -> float:
-    """Int8 images/s at batch 1 on one CPU thread (Table 9's second column), through torch's
-    post-training FX quantisation calibrated on random inputs."""
+def quantize_int8(model: nn.Module, input_size: int) -> nn.Module:
+    """Post-training static int8 (torch's FX quantisation, x86 backend) calibrated on random inputs:
+    enough for speed, which is all Table 9's second column measures."""
     import copy
 
     from torch.ao.quantization import get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
+    m = copy.deepcopy(model).cpu().eval()
+    example = torch.randn(1, 3, input_size, input_size)
+    prepared = prepare_fx(m, get_default_qconfig_mapping("x86"), (example,))
+    with torch.no_grad():
+        for _ in range(4):
+            prepared(torch.randn(2, 3, input_size, input_size))
+    return convert_fx(prepared)
+
+
+def quantized_cpu_throughput(model: nn.Module, input_size: int, repeats: int = 20) -> float:
+    """Int8 images/s at batch 1 on one CPU thread (Table 9's second column)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        m = copy.deepcopy(model).cpu().eval()
-        example = torch.randn(1, 3, input_size, input_size)
-        prepared = prepare_fx(m, get_default_qconfig_mapping("x86"), (example,))
-        with torch.no_grad():
-            for _ in range(4):
-                prepared(torch.randn(2, 3, input_size, input_size))
-        q = convert_fx(prepared)
+        q = quantize_int8(model, input_size)
         return float(measure_throughput(q, input_size, 1, "cpu", warmup=2, repeats=repeats)["images_per_s"])
     finally:
         torch.set_num_threads(threads)
