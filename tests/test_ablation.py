@@ -18,7 +18,7 @@ from assembled.ablation.runner import run_ablation
 from assembled.ablation.spec import load_table
 from assembled.config_io import ConfigError
 
-from .conftest import ROOT
+from .conftest import ROOT, cli
 
 
 @pytest.fixture
@@ -188,39 +188,83 @@ rows:
 
 
 @pytest.mark.slow
-def test_existing_cluster_head_and_worker(ablation_env, monkeypatch):
+def test_existing_cluster_head_and_worker(ablation_env):
     """`--address` runs the rows on a cluster started by `ray start` (head + worker on 127.0.0.1)
-    and leaves it running; Ray 2.60's token auth is shared through RAY_AUTH_TOKEN, as on a real cluster."""
+    and leaves it running. Ray 2.60's token auth is shared through RAY_AUTH_TOKEN, as on a real
+    cluster; the driver is the console script, since a process keeps the first token it used."""
     tmp, root, client = ablation_env
     (root / "cluster.yaml").write_text(TWO_ROWS)
-    ray_cli = str(Path(sys.executable).parent / "ray")
+    bindir = Path(sys.executable).parent
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
-    for k, v in auth.items():
-        monkeypatch.setenv(k, v)
-    env = {**os.environ, **auth}
-    head = [ray_cli, "start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false"]
-    head.append(f"--temp-dir={os.environ['ASSEMBLED_RAY_TMP']}")
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     address = f"127.0.0.1:{port}"
+    head = [str(bindir / "ray"), "start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false"]
+    head.append(f"--temp-dir={os.environ['ASSEMBLED_RAY_TMP']}")
     try:
         subprocess.run(head, env=env, check=True, capture_output=True, timeout=120)
-        subprocess.run(
-            [ray_cli, "start", f"--address={address}", "--num-cpus=1"], env=env, check=True, capture_output=True
-        )
-        result = run_ablation(
-            str(root / "cluster.yaml"), "smoke", address=address, ablations_dir=root, workdir=tmp / "runs"
-        )
-        assert not result.failed and sorted(result.ran) == ["A", "B"]
-        assert {r.info.status for r in children(client, "cluster")} == {"FINISHED"}
-        import ray
-
-        assert not ray.is_initialized()  # the command disconnected ...
-        ray.init(address=address)  # ... and left the user's cluster (both nodes) up
-        try:
-            assert len([n for n in ray.nodes() if n["Alive"]]) == 2
-        finally:
-            ray.shutdown()
+        worker = [str(bindir / "ray"), "start", f"--address={address}", "--num-cpus=1"]
+        subprocess.run(worker, env=env, check=True, capture_output=True, timeout=120)
+        done = cli("ablation", str(root / "cluster.yaml"), "--profile", "smoke", "--address", address, cwd=tmp, env=env)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        assert {r.data.tags["row"]: r.info.status for r in children(client, "cluster")} == {
+            "A": "FINISHED",
+            "B": "FINISHED",
+        }
+        # the command disconnected and left the user's cluster, both nodes, up
+        probe = f"import ray; ray.init(address='{address}'); print(sum(n['Alive'] for n in ray.nodes()))"
+        alive = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+        assert alive.stdout.strip().splitlines()[-1] == "2", alive.stderr[-2000:]
     finally:
-        subprocess.run([ray_cli, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        subprocess.run([str(bindir / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+OTHER_TABLE = """
+table: other
+title: holds a teacher
+rows:
+  - {id: T, model: {name: resnet50, width: 8, layers: [1, 1, 1, 1]}, epochs: 120, input_size: 224}
+"""
+EXTERNAL_KD = """
+table: ext
+title: teachers from another table and from a model config
+rows:
+  - {id: S1, model: resnet50d, kd: {row: "other.yaml:T"}, epochs: 120, input_size: 224}
+  - {id: S2, base: S1, kd: {model: {name: resnet50, width: 12}}}
+  - {id: S3, base: S1, kd: {model: {name: resnet50, width: 12}, temperature: 2.0}}
+"""
+
+
+@pytest.mark.slow
+def test_teachers_from_another_table_and_a_model_config(ablation_env):
+    tmp, root, client = ablation_env
+    (root / "other.yaml").write_text(OTHER_TABLE)
+    (root / "ext.yaml").write_text(EXTERNAL_KD)
+    result = run_ablation(str(root / "ext.yaml"), "smoke", ablations_dir=root, workdir=tmp / "runs")
+    assert not result.failed, result.failed
+    teachers = sorted(r for r in result.ran if not r.startswith("S"))
+    assert len(teachers) == 2 and teachers[0] == "other:T" and teachers[1].startswith("teacher-")
+    assert result.logits_computed == 2  # S2 and S3 share the model-config teacher's logits
+    kd = {r.data.tags["row"]: r.data.tags.get("kd_teacher") for r in children(client, "ext")}
+    assert kd["S1"] == "other:T" and kd["S2"] == kd["S3"] == teachers[1]
+
+
+@pytest.mark.parametrize(
+    "kd,expected",
+    [
+        ('{row: "missing.yaml:T"}', "teacher table"),
+        ('{row: "other.yaml:Nope"}', "has no row Nope"),
+        ("{model: {name: resnet50, widht: 3}}", "kd.model"),
+    ],
+)
+def test_external_teacher_errors_name_row_and_key(tmp_path, kd, expected):
+    from assembled.ablation.external_teachers import external_teachers
+
+    (tmp_path / "other.yaml").write_text(OTHER_TABLE)
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"table: b\ntitle: b\nrows:\n  - {{id: S, model: resnet50, kd: {kd}}}\n")
+    _, rows = load_table(path)
+    with pytest.raises(ConfigError) as e:
+        external_teachers(path, rows, tmp_path)
+    assert str(path) in str(e.value) and "row S" in str(e.value) and expected in str(e.value), str(e.value)

@@ -18,6 +18,7 @@ from ..config_io import ConfigError
 from ..tracking.store import client as make_client
 from ..tracking.store import ensure_experiment, retry_locked, tracking_uri
 from ..training import TrainConfig
+from .external_teachers import external_teachers
 from .profiles import eval_config, load_profiles, train_config
 from .spec import ResolvedRow, load_table, table_path
 from .summary import build_summary, format_table, latest_runs
@@ -93,6 +94,8 @@ def run_ablation(
         missing = set(rows) - {r.id for r in resolved}
         if missing:
             raise ConfigError(f"{path}: no row(s) {', '.join(sorted(missing))}")
+    extra, teacher_of = external_teachers(path, resolved, ablations_dir)
+    resolved = resolved + extra
     trials = {r.id: Trial(r, train_config(r, table, prof, data)) for r in resolved}
     for rid, sub in prof.teachers.items():
         if rid not in trials or sub not in trials:
@@ -101,14 +104,8 @@ def run_ablation(
                 f"{ablations_dir / 'profiles.yaml'}: profile {profile}: key 'teachers.{rid}': "
                 f"row {missing} is not in {path.name}"
             )
-    for t in trials.values():
-        if t.row.kd is not None:
-            if t.row.kd.row is None or ":" in t.row.kd.row:
-                raise ConfigError(
-                    f"{path}: row {t.row.id}: key 'kd': only teachers that are rows of this table "
-                    "are supported by the runner so far"
-                )
-            t.teacher = prof.teachers.get(t.row.kd.row, t.row.kd.row)
+    for rid, teacher in teacher_of.items():
+        trials[rid].teacher = prof.teachers.get(teacher, teacher)
     _bind_teachers(trials, path)
     wanted = set(rows) if rows else set(trials)
     for rid in list(wanted):  # teachers of wanted rows are wanted too
