@@ -9,8 +9,8 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from .page import index_page, table_page
-from .source import experiment_name, latest_parent, list_tables, load_table
+from .page import index_page, status_counts, table_page
+from .source import DashboardError, TableData, experiment_name, list_tables, load_table
 
 
 @dataclass
@@ -23,8 +23,9 @@ def build(client: MlflowClient, tables: list[str] | None, out: Path, log_artifac
     out.mkdir(parents=True, exist_ok=True)
     names = [experiment_name(t) for t in tables] if tables else list_tables(client)
     pages: dict[str, Path] = {}
+    drawn: dict[str, TableData] = {}
     for name in names:
-        data = load_table(client, name)
+        data = drawn[name] = load_table(client, name)
         path = out / f"{name}.html"
         path.write_text(table_page(data), encoding="utf-8")
         pages[name] = path
@@ -32,24 +33,18 @@ def build(client: MlflowClient, tables: list[str] | None, out: Path, log_artifac
             client.log_artifact(data.parent.info.run_id, str(path), "dashboard")
     entries = []
     for name in list_tables(client):
-        try:
-            parent, manifest = latest_parent(client, name)
-        except Exception:  # tables made before manifests existed: listed, not linked
+        try:  # the same rows and statuses as the table's page (a resumed table's rows sit under older parents)
+            data = drawn.get(name) or load_table(client, name, curves=False)
+        except DashboardError:  # tables made before manifests existed: not listed
             continue
-        children = client.search_runs(
-            [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'", max_results=5000
-        )
-        counts: dict[str, int] = {}
-        for r in children:
-            counts[r.info.status] = counts.get(r.info.status, 0) + 1
         entries.append(
             {
                 "experiment": name,
                 "file": f"{name}.html" if (out / f"{name}.html").exists() else "#",
-                "title": manifest.get("title", ""),
-                "profile": manifest.get("profile", ""),
-                "started": dt.datetime.fromtimestamp(parent.info.start_time / 1000).strftime("%Y-%m-%d %H:%M"),
-                "counts": counts,
+                "title": data.manifest.get("title", ""),
+                "profile": data.profile,
+                "started": dt.datetime.fromtimestamp(data.parent.info.start_time / 1000).strftime("%Y-%m-%d %H:%M"),
+                "counts": status_counts(data.rows),
             }
         )
     index = out / "index.html"

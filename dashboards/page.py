@@ -50,6 +50,11 @@ def rows_table(df: pd.DataFrame) -> str:
     return "\n".join(out) + "</table>"
 
 
+def status_counts(df: pd.DataFrame) -> str:
+    """``"12 finished, 1 failed"``: rows per status, as the page header and the index show them."""
+    return ", ".join(f"{n} {status.lower()}" for status, n in df["status"].value_counts().items())
+
+
 def _figure_html(fig, div_id: str) -> str:
     return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config={"responsive": True})
 
@@ -66,7 +71,6 @@ def _document(title: str, body: str, plotly_js: bool = True) -> str:
 def table_page(data: TableData) -> str:
     m, df = data.manifest, data.rows
     profile = data.profile
-    counts = df["status"].value_counts().to_dict()
     warn = (
         ""
         if profile == "imagenet"
@@ -83,7 +87,7 @@ def table_page(data: TableData) -> str:
         f"<p class='meta'>profile <b id='profile'>{html.escape(profile)}</b> · data {html.escape(m.get('data', ''))}"
         f" · MLflow experiment <b>{html.escape(data.experiment)}</b>, parent run "
         f"<code>{data.parent.info.run_id}</code> started {started} ({data.parent.info.status})"
-        f" · rows: {', '.join(f'{v} {k.lower()}' for k, v in counts.items())}"
+        f" · rows: {status_counts(df)}"
         f" · drawn {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}</p>{warn}"
     )
     sections = [
@@ -103,12 +107,12 @@ def table_page(data: TableData) -> str:
 
 
 def index_page(entries: list[dict]) -> str:
-    """``entries``: experiment, file, title, profile, started, counts (status -> n)."""
+    """``entries``: experiment, file, title, profile, started, counts (see :func:`status_counts`)."""
     rows = "".join(
         f"<tr><td class='l'><a href='{html.escape(e['file'])}'>{html.escape(e['experiment'])}</a></td>"
         f"<td class='l'>{html.escape(e['title'])}</td><td class='l'>{html.escape(e['profile'])}</td>"
         f"<td class='l'>{html.escape(e['started'])}</td>"
-        f"<td class='l'>{html.escape(', '.join(f'{v} {k.lower()}' for k, v in e['counts'].items()))}</td></tr>"
+        f"<td class='l'>{html.escape(e['counts'])}</td></tr>"
         for e in entries
     )
     body = (

@@ -94,20 +94,20 @@ def _history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, flo
     return sorted(by_step.items())
 
 
-def load_table(client: MlflowClient, spec: str) -> TableData:
+def load_table(client: MlflowClient, spec: str, curves: bool = True) -> TableData:
+    """``curves=False`` skips the per-epoch histories (one query per row and metric): the index."""
     experiment = experiment_name(spec)
     parent, manifest = latest_parent(client, experiment)
     exp_id = parent.info.experiment_id
     children = client.search_runs(
         [exp_id], "tags.kind = 'trial'", order_by=["attributes.start_time DESC"], max_results=5000
     )
-    newest: dict[str, Run] = {}
+    newest: dict[tuple[str | None, str | None], Run] = {}
     for run in children:
-        key = (run.data.tags.get("row"), run.data.tags.get("config_hash"))
-        newest.setdefault(f"{key[0]}|{key[1]}", run)
-    records, curves = [], []
+        newest.setdefault((run.data.tags.get("row"), run.data.tags.get("config_hash")), run)
+    records, history = [], []
     for row in manifest["rows"]:
-        run = newest.get(f"{row['id']}|{row['config_hash']}")
+        run = newest.get((row["id"], row["config_hash"]))
         rec: dict = {
             "row": row["id"],
             "title": row.get("title", ""),
@@ -127,14 +127,14 @@ def load_table(client: MlflowClient, spec: str) -> TableData:
             rec["throughput_ratio_r50"] = m.get("throughput_ratio_r50")
             rec["gmacs"] = m["macs"] / 1e9 if "macs" in m else None
             rec["params_m"] = m["params"] / 1e6 if "params" in m else None
-            for key in CURVES:
+            for key in CURVES if curves else ():
                 for step, value in _history(client, run.info.run_id, key):
-                    curves.append({"row": row["id"], "metric": key, "epoch": step, "value": value})
+                    history.append({"row": row["id"], "metric": key, "epoch": step, "value": value})
         records.append(rec)
     return TableData(
         experiment,
         parent,
         manifest,
         pd.DataFrame.from_records(records),
-        pd.DataFrame.from_records(curves, columns=["row", "metric", "epoch", "value"]),
+        pd.DataFrame.from_records(history, columns=["row", "metric", "epoch", "value"]),
     )
