@@ -9,6 +9,7 @@ mCE's 75 corrupted copies are a floor of 75x a clean pass; generation should add
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -59,14 +60,13 @@ def main() -> None:
             for s in range(0, n, CHUNK):
                 predict(model, images[s : s + CHUNK].float() / 255, dev)
 
-        t_clean = min(timed(clean, dev) for _ in range(3))
-        print(
-            f"device {torch.cuda.get_device_name() if gpu else 'CPU'}; {args.model} width {width}; "
-            f"{n} images at {size}px"
-        )
-        print(f"clean pass: {t_clean:.3f} s")
-        total_gen = total_all = 0.0
+        # The box's speed drifts over a run of minutes; one clean pass is timed before every
+        # corruption and the median of those is the unit, so numerator and denominator see the
+        # same conditions (a best-of-3 taken once at the start overstates every ratio).
+        clean_times = [timed(clean, dev)]
+        rows = []
         for name in corruptions.names():
+            clean_times.append(timed(clean, dev))
             gen = all_ = 0.0
             for sev in range(1, 6):
                 for s in range(0, n, CHUNK):
@@ -80,21 +80,42 @@ def main() -> None:
                     sync(dev)
                     gen += t1 - t0
                     all_ += time.perf_counter() - t0
-            total_gen += gen
-            total_all += all_
+            rows.append((name, gen, all_))
+        t_clean = statistics.median(clean_times)
+        print(
+            f"device {torch.cuda.get_device_name() if gpu else 'CPU'}; {args.model} width {width}; "
+            f"{n} images at {size}px"
+        )
+        print(
+            f"clean pass: {t_clean:.3f} s (median of {len(clean_times)} taken between corruptions; "
+            f"min {min(clean_times):.3f}, max {max(clean_times):.3f})"
+        )
+        for name, gen, all_ in rows:
             print(f"  {name:18s} {all_ / t_clean:7.1f}x clean (generation {gen / t_clean:6.1f}x)")
+        total_gen = sum(r[1] for r in rows)
+        total_all = sum(r[2] for r in rows)
         print(
             f"mCE total: {total_all / t_clean:.1f}x a clean pass (75x is the inference floor; "
             f"generation {total_gen / t_clean:.1f}x)"
         )
         m = min(args.mfr_images, n)
         sub = images[:m]
-        t_sub = min(timed(lambda: predict(model, sub.float() / 255, dev), dev) for _ in range(3))
-        total = 0.0
+
+        def clean_sub() -> None:
+            predict(model, sub.float() / 255, dev)
+
+        def perturbed(name: str) -> None:
+            predict(model, sequence(sub.float() / 255, name).flatten(0, 1), dev)
+
+        sub_times = [timed(clean_sub, dev)]
+        costs = []
         for name in PERTURBATIONS:
-            t = timed(lambda name=name: predict(model, sequence(sub.float() / 255, name).flatten(0, 1), dev), dev)
-            total += t
+            sub_times.append(timed(clean_sub, dev))
+            costs.append((name, timed(lambda name=name: perturbed(name), dev)))
+        t_sub = statistics.median(sub_times)
+        for name, t in costs:
             print(f"  {name:18s} {t / t_sub:7.1f}x a clean pass of the {m} mFR images")
+        total = sum(t for _, t in costs)
         print(
             f"mFR total on {m} images: {total / t_sub:.1f}x a clean pass of those images "
             f"({total / t_clean:.1f}x the full {n}-image clean pass)"

@@ -50,7 +50,7 @@ def sequence(images: torch.Tensor, name: str, seed: int = 0) -> torch.Tensor:
             if name == "gaussian_noise":
                 out.append(x + torch.randn(x.shape, generator=g).to(x) * 0.03)
             else:
-                out.append(torch.poisson(x.cpu().double() * 60, generator=g).to(x) / 60)
+                out.append(ops.scaled_poisson(x, 60, g))
         return torch.stack(out).clamp(0, 1)
     angle = torch.rand(n, generator=g) * 90 - 45
     snow = None
@@ -62,7 +62,7 @@ def sequence(images: torch.Tensor, name: str, seed: int = 0) -> torch.Tensor:
         if name == "motion_blur":
             y = ops.motion_blur(x, max(1.0, 6 * f * s * 224 / 64) if s < 1 else 6 * f, 2 * f + 0.5, angle)
         elif name == "zoom_blur":
-            y = sum(ops.zoom(x, 1 + z) for z in torch.linspace(0, 0.06 * f, 4).tolist()) / 4
+            y = ops.zoom_sum(x, [1 + z for z in torch.linspace(0, 0.06 * f, 4).tolist()]) / 4
         elif name == "snow":
             layer = ops.shift(snow, torch.zeros(n), torch.full((n,), float(t) * max(1.0, 2 * s)))
             y = 0.9 * x + 0.1 * torch.maximum(x, ops.grayscale(x) * 1.5 + 0.5) + layer

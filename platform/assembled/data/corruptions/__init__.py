@@ -66,13 +66,12 @@ def _gaussian_noise(x, k):
 
 
 def _shot_noise(x, k):
-    return torch.poisson(x.cpu().double() * k.c, generator=k.g).to(x) / k.c
+    return ops.scaled_poisson(x, k.c, k.g)
 
 
 def _impulse_noise(x, k):
-    hit = k.rand(*x.shape).to(x) < k.c
-    salt = (k.rand(*x.shape) < 0.5).to(x)
-    return torch.where(hit, salt, x)
+    u = k.rand(*x.shape).to(x)  # u < c: hit, salt (1) in its lower half and pepper (0) above
+    return torch.where(u < k.c, (u < k.c / 2).to(x), x)
 
 
 def _speckle_noise(x, k):
@@ -102,10 +101,7 @@ def _motion_blur(x, k):
 
 
 def _zoom_blur(x, k):
-    out = x.clone()
-    for z in k.c:
-        out += ops.zoom(x, float(z))
-    return out / (len(k.c) + 1)
+    return (x + ops.zoom_sum(x, [float(z) for z in k.c])) / (len(k.c) + 1)
 
 
 def _snow(x, k):
@@ -172,9 +168,12 @@ def _fog(x, k):
 
 
 def _brightness(x, k):
-    hsv = ops.rgb_to_hsv(x.clamp(0, 1))
-    hsv[:, 2] = (hsv[:, 2] + k.c).clamp(0, 1)
-    return ops.hsv_to_rgb(hsv)
+    """V += c in HSV. With hue and saturation fixed, RGB is proportional to V, so this is a
+    per-pixel rescale (grey V' where V was 0) without the HSV round trip."""
+    x = x.clamp(0, 1)
+    v = x.amax(1, keepdim=True)
+    v2 = (v + k.c).clamp(0, 1)
+    return torch.where(v > 0, x * (v2 / v.clamp_min(1e-12)), v2)
 
 
 def _saturate(x, k):
@@ -195,12 +194,8 @@ def _elastic_transform(x, k):
     centre, sq = torch.tensor([w // 2, h // 2], dtype=torch.float32), min(h, w) // 3
     src = torch.stack([centre + sq, torch.stack([centre[0] + sq, centre[1] - sq]), centre - sq])
     dst = src + (k.rand(n, 3, 2) * 2 - 1) * affine_amp
-    theta = torch.empty(n, 2, 3)
-    ones = torch.ones(3, 1)
-    for i in range(n):
-        # inverse map: output pixel (dst) samples input (src)
-        sol = torch.linalg.solve(torch.cat([dst[i], ones], 1), src)
-        theta[i] = sol.T
+    # inverse map: output pixel (dst) samples input (src)
+    theta = torch.linalg.solve(torch.cat([dst, torch.ones(n, 3, 1)], 2), src.expand(n, 3, 2)).mT
     # convert the pixel-space affine to grid_sample's normalised coordinates
     to_norm = torch.tensor([[2 / max(w - 1, 1), 0, -1], [0, 2 / max(h - 1, 1), -1], [0, 0, 1]])
     from_norm = torch.linalg.inv(to_norm)
@@ -208,10 +203,7 @@ def _elastic_transform(x, k):
     theta_n = (to_norm @ full @ from_norm)[:, :2]
     x = ops.affine(x, theta_n.to(x.device), padding="reflection")
     # smooth random displacement field
-    field = (k.rand(n, 2, h, w) * 2 - 1).to(x)
-    if sigma > 0:
-        field = ops.gaussian_blur(field, sigma)
-    field = field * alpha
+    field = ops.smooth_field((k.rand(n, 2, h, w) * 2 - 1).to(x), sigma) * alpha
     grid = ops.identity_grid(n, h, w, x.device).clone()
     grid[..., 0] += field[:, 0] * 2 / max(w - 1, 1)
     grid[..., 1] += field[:, 1] * 2 / max(h - 1, 1)

@@ -1,0 +1,121 @@
+"""The fast corruption primitives give the numbers of their plain definitions."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from assembled.data.corruptions import corrupt, ops
+
+
+@pytest.fixture
+def images() -> torch.Tensor:
+    torch.manual_seed(0)
+    return torch.rand(3, 3, 24, 28)
+
+
+def conv_reference(x: torch.Tensor, kernel: torch.Tensor, mode: str) -> torch.Tensor:
+    kh, kw = kernel.shape[-2:]
+    xp = F.pad(x, (kw // 2, kw - 1 - kw // 2, kh // 2, kh - 1 - kh // 2), mode=mode)
+    if kernel.dim() == 2:
+        return F.conv2d(xp, kernel.expand(x.shape[1], 1, kh, kw), groups=x.shape[1])
+    return torch.cat(
+        [F.conv2d(xp[i : i + 1], kernel[i].expand(x.shape[1], 1, kh, kw), groups=x.shape[1]) for i in range(len(x))]
+    )
+
+
+@pytest.mark.parametrize("shape", [(1, 5), (3, 3), (9, 9), (4, 7)])
+@pytest.mark.parametrize("mode", ["replicate", "reflect"])
+def test_depthwise_matches_conv2d(images, shape, mode):
+    kernel = torch.rand(*shape)
+    out = ops.depthwise(images, kernel, mode=mode)  # 5 and 9 taps: slices; 28 and 81: FFT
+    assert out.shape == images.shape
+    assert torch.allclose(out, conv_reference(images, kernel, mode), atol=1e-5), shape
+
+
+def test_per_image_kernels_match_conv2d(images):
+    kernels = torch.rand(len(images), 7, 7)
+    assert torch.allclose(ops.depthwise(images, kernels), conv_reference(images, kernels, "replicate"), atol=1e-5)
+    sparse = torch.zeros(len(images), 3, 3)
+    sparse[:, 1, 1] = torch.tensor([0.5, 1.0, 2.0])  # few taps: the slice path
+    assert torch.allclose(ops.depthwise(images, sparse), images * sparse[:, 1, 1].view(-1, 1, 1, 1), atol=1e-6)
+
+
+@pytest.mark.parametrize("angles", [(-45.0, 0.0, 30.0), (-135.0, -90.0, 170.0)])
+def test_motion_blur_is_a_weighted_trail_of_shifts(images, angles):
+    """The one-pass kernel equals the definition: a Gaussian-weighted sum of bilinear shifts."""
+    angle = torch.tensor(angles)
+    radius, sigma = 6, 2.0
+    taps = int(round(radius)) + 1
+    w = torch.exp(-0.5 * (torch.arange(taps, dtype=torch.float32) / sigma) ** 2)
+    w /= w.sum()
+    a = torch.deg2rad(angle)
+    ref = sum(w[t] * ops.shift(images, t * a.cos(), t * a.sin()) for t in range(taps))
+    assert torch.allclose(ops.motion_blur(images, radius, sigma, angle), ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [(24, 28), (100, 90)])  # matrix path and resampler path
+def test_zoom_sum_matches_single_zooms(size):
+    x = torch.rand(2, 3, *size)
+    factors = [1.0, 1.03, 1.17, 1.26, 2.25]
+    ref = sum(ops.zoom(x, f) for f in factors)
+    assert torch.allclose(ops.zoom_sum(x, factors), ref, atol=1e-4)
+
+
+def test_zoom_keeps_the_centre_and_magnifies():
+    """A centred square of side 8 in a 33 px image, zoomed 2x, is a centred square of side ~16."""
+    x = torch.zeros(1, 1, 33, 33)
+    x[..., 12:21, 12:21] = 1
+    mask = ops.zoom(x, 2.0)[0, 0] > 0.5
+    rows = mask.any(1).nonzero().flatten()
+    assert abs(int(rows.numel()) - 18) <= 2
+    assert abs((rows.min() + rows.max()).item() / 2 - 16) <= 1
+
+
+@pytest.mark.parametrize("scale", [250.0, 60.0, 3.0])
+def test_scaled_poisson_has_poisson_moments(scale):
+    levels = torch.tensor([0, 1, 40, 128, 255]).repeat_interleave(40_000)
+    x = (levels.float() / 255).view(1, 1, 1, -1)
+    g = torch.Generator().manual_seed(3)
+    k = (ops.scaled_poisson(x, scale, g) * scale).round().view(5, -1)
+    lam = torch.tensor([0, 1, 40, 128, 255]) / 255 * scale
+    assert torch.equal(k[0], torch.zeros_like(k[0]))
+    for i in range(1, 5):
+        tol = 5 * (lam[i] / 40_000) ** 0.5  # five standard errors of the mean
+        assert abs(k[i].mean() - lam[i]) < tol, (i, k[i].mean(), lam[i])
+        assert abs(k[i].var() / lam[i] - 1) < 0.05, (i, k[i].var(), lam[i])
+        p0 = float((k[i] == 0).float().mean())
+        assert abs(p0 - float(torch.exp(-lam[i]))) < 0.01
+
+
+def test_scaled_poisson_is_seeded_and_falls_back_off_the_uint8_grid():
+    x = torch.randint(0, 256, (2, 3, 16, 16)).float() / 255
+    draw = [ops.scaled_poisson(x, 60, torch.Generator().manual_seed(1)) for _ in range(2)]
+    assert torch.equal(*draw)
+    off_grid = x * 0.997 + 0.001
+    out = ops.scaled_poisson(off_grid, 60, torch.Generator().manual_seed(1))
+    assert out.shape == x.shape and abs(float(out.mean() - off_grid.mean())) < 0.01
+
+
+def test_brightness_equals_the_hsv_round_trip():
+    x = torch.rand(4, 3, 16, 16)
+    x[0, :, :4] = 0  # black pixels become grey
+    for severity, c in zip(range(1, 6), (0.1, 0.2, 0.3, 0.4, 0.5), strict=True):
+        hsv = ops.rgb_to_hsv(x)
+        hsv[:, 2] = (hsv[:, 2] + c).clamp(0, 1)
+        ref = ops.hsv_to_rgb(hsv)
+        assert torch.allclose(corrupt(x, "brightness", severity, family="tiny"), ref, atol=1e-5)
+
+
+def test_smooth_field_is_a_reflect_mode_gaussian():
+    field = torch.rand(2, 2, 20, 24) * 2 - 1
+    sigma = 6.0
+    k = ops.gaussian_kernel1d(sigma)
+    # a reflect-mode filter is a plain filter of the mirror-tiled field (7 x 7 tiles, the
+    # original in the middle, cover the kernel's reach)
+    row = torch.cat([field.flip(-1), field] * 3 + [field.flip(-1)], -1)
+    tiled = torch.cat([row.flip(-2), row] * 3 + [row.flip(-2)], -2)
+    ref = F.conv2d(tiled.flatten(0, 1).unsqueeze(1), torch.outer(k, k)[None, None], padding="same")
+    ref = ref.view_as(tiled)[..., 60:80, 72:96]
+    assert torch.allclose(ops.smooth_field(field, sigma), ref, atol=5e-5)
