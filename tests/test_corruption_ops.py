@@ -119,3 +119,21 @@ def test_smooth_field_is_a_reflect_mode_gaussian():
     ref = F.conv2d(tiled.flatten(0, 1).unsqueeze(1), torch.outer(k, k)[None, None], padding="same")
     ref = ref.view_as(tiled)[..., 60:80, 72:96]
     assert torch.allclose(ops.smooth_field(field, sigma), ref, atol=5e-5)
+
+
+@pytest.mark.parametrize(("h", "w", "factor"), [(64, 64, 0.7), (37, 40, 0.8), (224, 224, 0.6)])
+def test_box_resize_is_pils_box_filter(h, w, factor):
+    """Pixelate's resampler: down and back up as PIL's Image.BOX does it (PIL rounds to 8 bits)."""
+    import numpy as np
+    from PIL import Image
+
+    a = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    size = (int(h * factor), int(w * factor))
+    small = Image.fromarray(a).resize(size[::-1], Image.BOX)
+    back = small.resize((w, h), Image.BOX)
+
+    def tensor(img) -> torch.Tensor:
+        return torch.from_numpy(np.array(img)).permute(2, 0, 1)[None].float() / 255
+
+    assert (ops.box_resize(tensor(a), size) - tensor(small)).abs().max() <= 1 / 255 + 1e-6
+    assert (ops.box_resize(tensor(small), (h, w)) - tensor(back)).abs().max() <= 1e-6

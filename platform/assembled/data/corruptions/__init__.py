@@ -4,8 +4,9 @@
 the images' device. Randomness comes from a CPU generator seeded by (seed, name, severity),
 so the same inputs give the same corrupted images on every machine and device. Constants are
 the published ones for the resolution family (``params.severity_set``); spatial constants of
-the 224-px set are rescaled to the actual size. Glass blur's pixel swaps and spatter's liquid
-texture are batched approximations of the originals (documented in their functions).
+the 224-px set are rescaled to the actual size. Glass blur's pixel swaps, spatter's liquid
+texture and ImageMagick's motion blur (motion_blur, snow) are batched approximations of the
+originals (documented in their functions); zoom and pixelate resample as the originals do.
 """
 
 from __future__ import annotations
@@ -212,8 +213,8 @@ def _elastic_transform(x, k):
 
 def _pixelate(x, k):
     h, w = x.shape[-2:]
-    small = F.interpolate(x, size=(max(1, int(h * k.c)), max(1, int(w * k.c))), mode="area")
-    return F.interpolate(small, size=(h, w), mode="nearest")
+    small = ops.box_resize(x, (max(1, int(h * k.c)), max(1, int(w * k.c))))
+    return ops.box_resize(small, (h, w))
 
 
 def _jpeg_compression(x, k):

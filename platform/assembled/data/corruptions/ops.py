@@ -163,6 +163,31 @@ def zoom(x: torch.Tensor, factor: float) -> torch.Tensor:
     return y[..., top : top + h, left : left + w]
 
 
+def box_resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """PIL's ``resize(..., Image.BOX)`` (pixelate's resampler; at fractional scales it is not
+    torch's 'area' mode): each output pixel averages the input pixels whose centres its box covers."""
+    n, c, h, w = x.shape
+    ry, rx = _box_matrix(h, size[0]).to(x), _box_matrix(w, size[1]).to(x)
+    rows = (x.reshape(-1, w) @ rx.T).view(n * c, h, size[1])
+    return torch.bmm(ry.expand(n * c, -1, -1), rows).view(n, c, *size)
+
+
+@cache
+def _box_matrix(size_in: int, size_out: int) -> torch.Tensor:
+    """PIL's BOX filter coefficients (ImagingResample's precompute_coeffs) as a matrix."""
+    scale = size_in / size_out
+    support = 0.5 * max(scale, 1.0)
+    m = torch.zeros(size_out, size_in, dtype=torch.float64)
+    for i in range(size_out):
+        centre = (i + 0.5) * scale
+        lo, hi = max(int(centre - support + 0.5), 0), min(int(centre + support + 0.5), size_in)
+        for j in range(lo, hi):
+            if -0.5 < (j - centre + 0.5) / max(scale, 1.0) <= 0.5:
+                m[i, j] = 1.0
+        m[i] /= m[i].sum()
+    return m.float()
+
+
 # Up to this size a sum of zooms runs as dense matrix products (compute-bound GEMMs beat the
 # memory-bound resampler there); above it the dense matrices' cost grows as size^3.
 GEMM_ZOOM_MAX = 80
