@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .folder import DataError
+from .in_memory import InMemoryImages
 
 LAYOUTS = {
     "cifar10": (
@@ -34,7 +35,7 @@ def detect_layout(root: Path) -> str:
     raise DataError(f"{root}: not a CIFAR python-pickle folder (expected data_batch_1..5/test_batch or train/test)")
 
 
-class CifarPickleDataset:
+class CifarPickleDataset(InMemoryImages):
     """Returns ``(transform(uint8 3x32x32 tensor), label, index)``."""
 
     def __init__(self, root: str | Path, split: str = "train", transform=None) -> None:
@@ -65,12 +66,3 @@ class CifarPickleDataset:
             self.classes = [str(i) for i in range(max(labels) + 1)]
         self.num_classes = len(self.classes)
         self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.targets)
-
-    def __getitem__(self, i: int):
-        img = self.images[i]
-        if self.transform is not None:
-            img = self.transform(img)
-        return img, self.targets[i], i

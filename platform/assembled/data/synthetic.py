@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 
 import torch
-from torch.utils.data import Dataset
+
+from .in_memory import InMemoryImages
 
 SHAPES = ("disc", "square", "triangle", "ring", "cross", "diamond", "bar", "half_disc")
 TEXTURES = ("solid", "stripes", "checker", "dots")
@@ -144,7 +145,7 @@ def _draw(
     return img * (1 - mask) + obj * mask
 
 
-class SyntheticShapes(Dataset):
+class SyntheticShapes(InMemoryImages):
     """``length`` images of ``image_size`` pixels over ``num_classes`` classes, rendered once.
 
     Returns ``(image, label, index)``; ``image`` is the uint8 tensor passed through
@@ -173,12 +174,3 @@ class SyntheticShapes(Dataset):
             cg = torch.Generator().manual_seed(seed * 7919 + SPLIT_OFFSET[split] + 1 + start)
             chunks.append(render(self.targets[start : start + CHUNK], attrs, image_size, cg))
         self.images = torch.cat(chunks) if chunks else torch.empty(0, 3, image_size, image_size, dtype=torch.uint8)
-
-    def __len__(self) -> int:
-        return len(self.targets)
-
-    def __getitem__(self, i: int):
-        img = self.images[i]
-        if self.transform is not None:
-            img = self.transform(img)
-        return img, int(self.targets[i]), i
