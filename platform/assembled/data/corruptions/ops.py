@@ -326,7 +326,7 @@ def local_shuffle(x: torch.Tensor, max_delta: int, iterations: int, g: torch.Gen
 def scaled_poisson(x: torch.Tensor, scale: float, g: torch.Generator) -> torch.Tensor:
     """Poisson(x * scale) / scale (shot noise). Images from uint8 crops take 256 values, so
     each pixel is drawn by inverse CDF from its value's exact table, one uniform per pixel
-    (torch.poisson's per-element sampler is ~5x slower on CPU); other inputs use torch.poisson."""
+    (torch.poisson's per-element sampler was 2-3x slower on CPU here); other inputs use torch.poisson."""
     q = x * 255
     levels = q.round()
     if bool((q - levels).abs().amax() > 1e-3) or bool(levels.amin() < 0) or bool(levels.amax() > 255):
