@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from assembled.ablation.profiles import eval_config, load_profiles
 from assembled.ablation.runner import run_ablation
 from assembled.ablation.spec import load_table
 from assembled.config_io import ConfigError
@@ -42,7 +43,7 @@ def children(client, experiment: str) -> list:
 
 @pytest.mark.slow
 def test_table6_smoke_then_resume(ablation_env):
-    tmp, _, client = ablation_env
+    tmp, root, client = ablation_env
     result = run_ablation("6", "smoke", workdir=tmp / "runs")
     assert not result.failed and sorted(result.ran) == ["T0", "T1", "T2", "T3", "T4", "T5"]
     runs = children(client, "table06")
@@ -60,6 +61,21 @@ def test_table6_smoke_then_resume(ablation_env):
     again = run_ablation("6", "smoke", workdir=tmp / "runs")
     assert again.ran == [] and len(again.skipped) == 6
     assert len(children(client, "table06")) == 6
+    # other evaluation settings: finished rows are not comparable any more and run again
+    assert {r.data.tags["eval_hash"] for r in runs} == {
+        eval_config(load_profiles(root / "profiles.yaml")["smoke"]).identity()
+    }
+    shutil.copy(ROOT / "ablations" / "table06.yaml", root / "table06.yaml")
+    text = (root / "profiles.yaml").read_text()
+    assert "mce_images: 32," in text
+    (root / "profiles.yaml").write_text(text.replace("mce_images: 32,", "mce_images: 40,", 1))
+    changed = run_ablation("6", "smoke", workdir=tmp / "runs", ablations_dir=root, rows=["T0"])
+    assert changed.ran == ["T0"] and changed.skipped == []
+    # T0's trial directory still holds its run and final checkpoint: it is re-evaluated into the
+    # same run, which now carries the new identity; the other rows keep theirs
+    new_id = eval_config(load_profiles(root / "profiles.yaml")["smoke"]).identity()
+    after = {r.data.tags["row"]: r.data.tags["eval_hash"] for r in children(client, "table06")}
+    assert len(after) == 6 and after.pop("T0") == new_id and new_id not in after.values()
 
 
 KD_TABLE = """

@@ -2,8 +2,9 @@
 
 Order: rows whose dependencies (KD teachers) are finished run together in one Tune stage,
 as many at once as the cluster fits; students follow once their teacher's logits exist.
-Rows already FINISHED with the same config hash in the table's experiment are skipped
-(``rerun`` forces them), so an interrupted invocation resumes.
+Rows already FINISHED with the same config hash in the table's experiment, and evaluated
+with the profile's current evaluation identity (tag eval_hash), are skipped (``rerun`` forces
+them), so an interrupted invocation resumes.
 """
 
 from __future__ import annotations
@@ -136,10 +137,17 @@ def run_ablation(
     manifest = table_manifest(table, prof, profile, data, [trials[r.id] for r in resolved], hashes, wanted)
     retry_locked(lambda: client.log_dict(parent_id, manifest, "table.json"))
     finished = {rid: run for rid, run in latest_runs(client, exp_id, hashes).items() if run.info.status == "FINISHED"}
+    eval_id = eval_config(prof).identity()
+    stale = sorted(rid for rid, run in finished.items() if rid in wanted and run.data.tags.get("eval_hash") != eval_id)
+    if stale and not rerun:
+        print(
+            f"{path.name}: re-running {', '.join(stale)}: evaluated with other settings or another generation of "
+            "corrupted images, so their mCE/mFR would not compare with new rows"
+        )
     for rid, t in trials.items():
         if rid not in wanted:
             t.status = "not requested"
-        elif rid in finished and not rerun:
+        elif rid in finished and rid not in stale and not rerun:
             t.status, t.run_id = "finished", finished[rid].info.run_id
             result.skipped.append(rid)
     started_ray = False

@@ -28,6 +28,7 @@ PERTURBATIONS = (
     "scale",
 )
 NOISE = ("gaussian_noise", "shot_noise")
+IMPLEMENTATION = 2  # bump whenever the sequences change (see corruptions.IMPLEMENTATION)
 
 
 def frames_of(name: str) -> int:

@@ -9,6 +9,8 @@ throughput, throughput_r50, throughput_ratio_r50, throughput_int8 (MobileNet), m
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -16,7 +18,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from ..data import corruptions, val_dataset
+from ..data import corruptions, perturbations, val_dataset
 from ..data.corruptions.params import severity_set
 from ..data.perturbations import PERTURBATIONS
 from ..training.config import TrainConfig
@@ -48,6 +50,13 @@ class EvalConfig(BaseModel):
     throughput_repeats: int = Field(5, ge=1)
     seed: int = 0
 
+    def identity(self) -> str:
+        """What the numbers depend on: these settings and the generation of corrupted and
+        perturbed images. Equal identities give comparable mCE / mFR."""
+        d = self.model_dump(mode="json")
+        d["implementation"] = [corruptions.IMPLEMENTATION, perturbations.IMPLEMENTATION]
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
 
 @dataclass
 class EvalResult:
@@ -75,7 +84,7 @@ def evaluate_model(
     model.eval()
     size = train_cfg.data.eval_crop
     metrics: dict[str, float] = {}
-    tags: dict[str, str] = {}
+    tags: dict[str, str] = {"eval_hash": cfg.identity()}
     if clean is None:
         clean = evaluate_top1(model, loader_for(val_dataset(train_cfg.data), 128, False, 0), device)
     metrics |= {k: clean[k] for k in ("top1", "top5")}

@@ -39,6 +39,9 @@ STANDARD = (
     "jpeg_compression",
 )
 EXTRA = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
+# Bump whenever the images ``corrupt`` makes change: runs evaluated with another generation of
+# corrupted images are not comparable, and the ablation runner re-runs them (eval identity).
+IMPLEMENTATION = 2
 
 
 def names(include_extra: bool = False) -> list[str]:
@@ -281,4 +284,4 @@ def corrupt(images: torch.Tensor, name: str, severity: int, seed: int = 0, famil
     return CORRUPTIONS[name](images.float(), ctx).clamp(0, 1)
 
 
-__all__ = ["EXTRA", "STANDARD", "corrupt", "names", "severity_set"]
+__all__ = ["EXTRA", "IMPLEMENTATION", "STANDARD", "corrupt", "names", "severity_set"]
