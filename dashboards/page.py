@@ -68,6 +68,21 @@ def _document(title: str, body: str, plotly_js: bool = True) -> str:
     )
 
 
+def mixed_evaluation_warning(df: pd.DataFrame) -> str:
+    """A warning when finished rows were evaluated with different settings or corruption code
+    (tag eval_hash): their mCE / mFR do not compare. Rerunning the table re-evaluates them."""
+    done = df[df["status"] == "FINISHED"]
+    if "eval_hash" not in done or done["eval_hash"].nunique() < 2:
+        return ""
+    groups = "; ".join(
+        f"{html.escape(str(h))}: {', '.join(html.escape(r) for r in g['row'])}" for h, g in done.groupby("eval_hash")
+    )
+    return (
+        "<p class='warn' id='mixed-eval'>Rows were evaluated with different evaluation settings or corruption "
+        f"code, so their mCE and mFR do not compare ({groups}). Running the table again re-evaluates them.</p>"
+    )
+
+
 def table_page(data: TableData) -> str:
     m, df = data.manifest, data.rows
     profile = data.profile
@@ -81,6 +96,7 @@ def table_page(data: TableData) -> str:
             "absolute values.</p>"
         )
     )
+    warn += mixed_evaluation_warning(df)
     started = dt.datetime.fromtimestamp(data.parent.info.start_time / 1000).strftime("%Y-%m-%d %H:%M")
     head = (
         f"<h1>Table {html.escape(m['table'])}: {html.escape(m.get('title', ''))}</h1>"

@@ -118,6 +118,7 @@ def load_table(client: MlflowClient, spec: str, curves: bool = True) -> TableDat
             "epochs": row.get("epochs"),
             "teacher": row.get("teacher"),
             "reason": (run.data.tags.get("failure_reason", "") if run is not None else "").split("\n")[0][:160],
+            "eval_hash": run.data.tags.get("eval_hash", "untagged") if run is not None else None,
         }
         for k, v in (row.get("paper") or {}).items():
             rec[f"paper_{k}"] = v

@@ -19,6 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from dashboards.build import build
 from dashboards.figures import labels, pareto_front
+from dashboards.page import mixed_evaluation_warning
 from dashboards.source import experiment_name, load_table
 
 from .browser import chromium, free_port, js_errors, screenshot_spread
@@ -74,6 +75,14 @@ def test_pareto_front_keeps_only_undominated_points():
     assert pareto_front([]) == []
 
 
+def test_rows_evaluated_differently_are_flagged():
+    df = pd.DataFrame({"row": ["E0", "E1", "E2"], "status": ["FINISHED"] * 3, "eval_hash": ["aaa", "aaa", "untagged"]})
+    warning = mixed_evaluation_warning(df)
+    assert "do not compare" in warning and "untagged: E2" in warning and "aaa: E0, E1" in warning
+    df.loc[2, "status"] = "FAILED"  # only finished rows count
+    assert mixed_evaluation_warning(df) == ""
+
+
 @pytest.mark.slow
 def test_table_page_from_real_store(store):
     tmp, uri, result = store
@@ -95,6 +104,7 @@ def test_table_page_from_real_store(store):
     for row in ("Ref", "A", "B", "C", "Broken"):
         assert f">{row}" in page, row
     assert "Broken (failed)" in page and "not a reproduction" in page and ">smoke<" in page
+    assert "mixed-eval" not in page  # one evaluation identity for the whole table
     # measured numbers of the table reach the page: the top-1 of row A, as the rows table prints it
     top1_a = data.rows.set_index("row").loc["A", "top1"]
     assert f"<td>{top1_a:.2f}</td>" in page
