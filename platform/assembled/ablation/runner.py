@@ -137,7 +137,8 @@ def run_ablation(
     manifest = table_manifest(table, prof, profile, data, [trials[r.id] for r in resolved], hashes, wanted)
     retry_locked(lambda: client.log_dict(parent_id, manifest, "table.json"))
     finished = {rid: run for rid, run in latest_runs(client, exp_id, hashes).items() if run.info.status == "FINISHED"}
-    eval_id = eval_config(prof).identity()
+    eval_cfg = eval_config(prof)
+    eval_id = eval_cfg.identity()
     stale = sorted(rid for rid, run in finished.items() if rid in wanted and run.data.tags.get("eval_hash") != eval_id)
     if stale and not rerun:
         print(
@@ -185,7 +186,7 @@ def run_ablation(
                 {
                     "row": t.row.id,
                     "train_cfg": t.cfg.model_dump(mode="json"),
-                    "eval_cfg": eval_config(prof).model_dump(mode="json"),
+                    "eval_cfg": eval_cfg.model_dump(mode="json"),
                     "uri": uri,
                     "experiment": exp,
                     "parent_run_id": parent_id,

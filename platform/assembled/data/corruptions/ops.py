@@ -149,40 +149,54 @@ def affine(x: torch.Tensor, theta: torch.Tensor, padding: str = "border") -> tor
     return sample(x, grid, padding)
 
 
+def _clipped_zoom(size: int, factor: float) -> tuple[int, int, int, int]:
+    """Along one axis of Hendrycks' clipped_zoom: crop length and start, resized length, trim start."""
+    crop = math.ceil(size / factor)
+    out = round(crop * factor)
+    return crop, (size - crop) // 2, out, (out - size) // 2
+
+
 def zoom(x: torch.Tensor, factor: float) -> torch.Tensor:
     """Centre zoom-in by ``factor`` (>= 1), output size unchanged: Hendrycks' clipped_zoom
     (crop ceil(size / factor) at the centre, resize it bilinearly corner to corner, trim)."""
     if factor == 1:
         return x
     h, w = x.shape[-2:]
-    ch, cw = math.ceil(h / factor), math.ceil(w / factor)
-    top, left = (h - ch) // 2, (w - cw) // 2
-    oh, ow = round(ch * factor), round(cw * factor)
+    ch, top, oh, trim_y = _clipped_zoom(h, factor)
+    cw, left, ow, trim_x = _clipped_zoom(w, factor)
     y = F.interpolate(x[..., top : top + ch, left : left + cw], size=(oh, ow), mode="bilinear", align_corners=True)
-    top, left = (oh - h) // 2, (ow - w) // 2
-    return y[..., top : top + h, left : left + w]
+    return y[..., trim_y : trim_y + h, trim_x : trim_x + w]
+
+
+def separable(x: torch.Tensor, ry: torch.Tensor, rx: torch.Tensor, into: torch.Tensor | None = None) -> torch.Tensor:
+    """``ry @ image @ rx.T`` for every image and channel (a separable linear resampling), as
+    two GEMMs; with ``into`` (N*C x H' x W') the result is added there instead."""
+    n, c, h, w = x.shape
+    rows = (x.reshape(-1, w) @ rx.T).view(n * c, h, rx.shape[0])
+    if into is not None:
+        return into.baddbmm_(ry.expand(n * c, -1, -1), rows)
+    return torch.bmm(ry.expand(n * c, -1, -1), rows).view(n, c, ry.shape[0], rx.shape[0])
 
 
 def box_resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """PIL's ``resize(..., Image.BOX)`` (pixelate's resampler; at fractional scales it is not
     torch's 'area' mode): each output pixel averages the input pixels whose centres its box covers."""
-    n, c, h, w = x.shape
-    ry, rx = _box_matrix(h, size[0]).to(x), _box_matrix(w, size[1]).to(x)
-    rows = (x.reshape(-1, w) @ rx.T).view(n * c, h, size[1])
-    return torch.bmm(ry.expand(n * c, -1, -1), rows).view(n, c, *size)
+    h, w = x.shape[-2:]
+    return separable(x, _box_matrix(h, size[0]).to(x), _box_matrix(w, size[1]).to(x))
 
 
 @cache
 def _box_matrix(size_in: int, size_out: int) -> torch.Tensor:
     """PIL's BOX filter coefficients (ImagingResample's precompute_coeffs) as a matrix."""
     scale = size_in / size_out
-    support = 0.5 * max(scale, 1.0)
+    filterscale = max(scale, 1.0)
+    support = 0.5 * filterscale
     m = torch.zeros(size_out, size_in, dtype=torch.float64)
     for i in range(size_out):
         centre = (i + 0.5) * scale
         lo, hi = max(int(centre - support + 0.5), 0), min(int(centre + support + 0.5), size_in)
         for j in range(lo, hi):
-            if -0.5 < (j - centre + 0.5) / max(scale, 1.0) <= 0.5:
+            if -0.5 < (j - centre + 0.5) / filterscale <= 0.5:
                 m[i, j] = 1.0
         m[i] /= m[i].sum()
     return m.float()
@@ -202,12 +216,9 @@ def zoom_sum(x: torch.Tensor, factors: list[float]) -> torch.Tensor:
         for f in factors:
             out += zoom(x, f)
         return out
-    flat = x.reshape(n * c, h, w)
-    out = torch.zeros_like(flat)
+    out = torch.zeros(n * c, h, w, dtype=x.dtype, device=x.device)
     for f in factors:
-        ry, rx = _zoom_matrix(h, f).to(x), _zoom_matrix(w, f).to(x)
-        rows = (flat.reshape(-1, w) @ rx.T).view(n * c, h, w)
-        out.baddbmm_(ry.expand(n * c, h, h), rows)
+        separable(x, _zoom_matrix(h, f).to(x), _zoom_matrix(w, f).to(x), into=out)
     return out.view_as(x)
 
 
@@ -216,10 +227,9 @@ def _zoom_matrix(size: int, factor: float) -> torch.Tensor:
     """``zoom`` along one axis as a size x size matrix (two bilinear taps per row)."""
     if factor == 1:
         return torch.eye(size)
-    crop = math.ceil(size / factor)
-    out = round(crop * factor)
-    pos = torch.arange((out - size) // 2, (out - size) // 2 + size, dtype=torch.float64)
-    src = pos * (crop - 1) / max(out - 1, 1) + (size - crop) // 2
+    crop, start, out, trim = _clipped_zoom(size, factor)
+    pos = torch.arange(trim, trim + size, dtype=torch.float64)
+    src = pos * (crop - 1) / max(out - 1, 1) + start
     i0 = src.floor().long().clamp(0, size - 1)
     frac = src - i0
     m = torch.zeros(size, size, dtype=torch.float64)
