@@ -45,9 +45,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .config_io import apply_overrides, read_yaml, validate
     from .tracking import open_run, train_tracked
     from .training import TrainConfig
+    from .training.config import check_switches
 
     data = apply_overrides(read_yaml(args.config), args.set or [])
     cfg = validate(TrainConfig, data, str(args.config))
+    try:
+        check_switches(cfg.model_config_resolved(), set(data.get("reg") or {}))
+    except ValueError as e:
+        raise ConfigError(f"{args.config}: {e}") from None
     run = open_run(cfg, args.experiment, args.run_name or Path(args.config).stem, tags={"source": "assembled train"})
     workdir = Path(args.workdir or Path("runs") / run.run_id)
     print(f"MLflow run {run.run_id} in experiment '{args.experiment}' ({run.uri})")
@@ -105,8 +110,13 @@ def _extensions():
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    from .ablation.interrupts import Interrupted
+
     try:
         return args.fn(args)
+    except Interrupted as e:
+        print(f"interrupted ({e}): run the same command to resume", file=sys.stderr)
+        return e.exit_code
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -114,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted: run the same command to resume", file=sys.stderr)
         return 130
 
 

@@ -49,11 +49,23 @@ def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     return d
 
 
-def describe(e: ValidationError, where: str) -> str:
-    lines = []
+def issues(e: ValidationError) -> list[tuple[list[str | int], str]]:
+    """(location, message) per error, without pydantic's 'Value error, ' preamble."""
+    out = []
     for err in e.errors():
-        key = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
-        lines.append(f"{where}: key '{key}': {err['msg']}")
+        loc = [p for p in err["loc"] if not str(p).startswith("function-")]
+        out.append((loc, str(err["msg"]).removeprefix("Value error, ")))
+    return out
+
+
+def describe(e: ValidationError | ValueError, where: str, prefix: str = "", first: bool = False) -> str:
+    """The one format of every config error: ``<where>: key '<prefix><dotted key>': <message>``
+    (no key part when the error is about the whole object)."""
+    found = issues(e) if isinstance(e, ValidationError) else [([], str(e))]
+    lines = []
+    for loc, msg in found[:1] if first else found:
+        key = ".".join(str(p) for p in [*([prefix] if prefix else []), *loc])
+        lines.append(f"{where}: key '{key}': {msg}" if key else f"{where}: {msg}")
     return "\n".join(lines)
 
 

@@ -10,7 +10,7 @@ def cmd_ablation(args: argparse.Namespace) -> int:
 
     result = run_ablation(args.table, args.profile, args.data, args.address, args.rerun, rows=args.rows)
     print_result(result)
-    return 1 if result.failed else 0
+    return 1 if result.failed or result.not_run else 0
 
 
 def register(sub) -> None:
@@ -19,6 +19,6 @@ def register(sub) -> None:
     s.add_argument("--profile", default="cpu", help="profile in ablations/profiles.yaml (smoke, cpu, cifar, imagenet)")
     s.add_argument("--data", help="ImageFolder root (with train/ and val/) to use instead of the profile's data")
     s.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
-    s.add_argument("--rerun", action="store_true", help="run rows even when a finished run exists")
-    s.add_argument("--rows", nargs="+", help="only these rows (and their teachers)")
+    s.add_argument("--rerun", action="store_true", help="train rows afresh into new runs, finished or not")
+    s.add_argument("--rows", nargs="+", help="only these rows (and their teachers, up the whole chain)")
     s.set_defaults(fn=cmd_ablation)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ..config_io import ConfigError
+from ..config_io import ConfigError, describe
 from ..models.registry import resolve_config
 from .spec import PaperNumbers, ResolvedRow, load_table, table_path
 
@@ -39,8 +39,7 @@ def external_teachers(
             try:
                 resolve_config(r.kd.model)
             except (ValueError, ValidationError) as e:
-                msg = e.errors()[0]["msg"] if isinstance(e, ValidationError) else str(e)
-                raise ConfigError(f"{where}.model': {msg}") from None
+                raise ConfigError(describe(e, f"{path}: row {r.id}", "kd.model", first=True)) from None
             digest = hashlib.sha256(json.dumps(r.kd.model, sort_keys=True).encode()).hexdigest()[:8]
             rid = f"teacher-{digest}"
             extra.setdefault(

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..config_io import ConfigError, read_yaml
+from ..config_io import ConfigError, describe, read_yaml
 from ..evaluation.suite import EvalConfig
 from ..models.registry import resolve_config
 from ..training.config import TrainConfig
@@ -55,12 +55,11 @@ def load_profiles(path: str | Path) -> dict[str, Profile]:
         try:
             out[name] = Profile.model_validate(body or {})
         except ValidationError as e:
-            err = e.errors()[0]
-            raise ConfigError(f"{path}: profile {name}: key '{'.'.join(map(str, err['loc']))}': {err['msg']}") from None
+            raise ConfigError(describe(e, f"{path}: profile {name}", first=True)) from None
     return out
 
 
-def _scaled_size(paper: int, profile: Profile, multiple: int = 8) -> int:
+def scaled_size(paper: int, profile: Profile, multiple: int = 8) -> int:
     size = paper * profile.image_size / profile.paper_train_size
     if profile.max_image_size:
         size = min(size, profile.max_image_size)
@@ -79,8 +78,8 @@ def train_config(
     # ResNets train at 224 and evaluate at the row's size; reference models at their native size
     # BigLittle merges need even maps down the ResNet: multiples of 8; other families keep their steps
     multiple = 8 if cfg_model.arch == "resnet" else 2
-    train_px = _scaled_size(row.input_size if row.reference else row.train_size, profile, multiple)
-    eval_px = _scaled_size(row.input_size, profile, multiple)
+    train_px = scaled_size(row.input_size if row.reference else row.train_size, profile, multiple)
+    eval_px = scaled_size(row.input_size, profile, multiple)
     data = {**profile.data, "image_size": train_px, "eval_size": eval_px, "autoaugment": row.autoaugment}
     data.setdefault("source_size", max(train_px, eval_px))
     data["source_size"] = max(data["source_size"], train_px, eval_px)
@@ -97,8 +96,7 @@ def train_config(
             {"model": model, "data": data, "optim": optim, "reg": reg, "seed": seed, "threads": threads}
         )
     except ValidationError as e:
-        err = e.errors()[0]
-        raise ConfigError(f"row {row.id}: key '{'.'.join(map(str, err['loc']))}': {err['msg']}") from None
+        raise ConfigError(describe(e, f"row {row.id}", first=True)) from None
 
 
 def eval_config(profile: Profile) -> EvalConfig:

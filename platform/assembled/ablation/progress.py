@@ -18,7 +18,7 @@ class TrialLines(Callback):
         return sys.stdout
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
-        row = trial.config["trial"]["row"]
+        row = trial.config["trial"].row
         self.started[trial.trial_id] = time.time()
         print(f"[{row}] started", file=self.stream, flush=True)
 
@@ -27,9 +27,12 @@ class TrialLines(Callback):
         if result.get("failed"):
             print(f"[{row}] FAILED: {result.get('reason')}", file=self.stream, flush=True)
             return
+        if result.get("skipped_images"):
+            n = int(result["skipped_images"])
+            print(f"[{row}] {n} unreadable image(s) skipped (artifact skipped_files.txt)", file=self.stream, flush=True)
         if result.get("finished"):
-            top1, mce, mfr, tput = (result.get(k, float("nan")) for k in ("top1", "mce", "mfr", "throughput"))
-            line = f"[{row}] finished: top1 {top1:.2f}  mCE {mce:.2f}  mFR {mfr:.2f}  {tput:.0f} img/s"
+            top1, mce, mfr = (result.get(k, float("nan")) for k in ("top1", "mce", "mfr"))
+            line = f"[{row}] finished: top1 {top1:.2f}  mCE {mce:.2f}  mFR {mfr:.2f}"
             print(line, file=self.stream, flush=True)
             return
         epoch, epochs = result.get("epoch", 0), result.get("epochs", 0)
@@ -43,4 +46,4 @@ class TrialLines(Callback):
         )
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        print(f"[{trial.config['trial']['row']}] error (Ray retries up to max_failures)", file=self.stream, flush=True)
+        print(f"[{trial.config['trial'].row}] error (Ray retries up to max_failures)", file=self.stream, flush=True)

@@ -1,71 +1,48 @@
 """``assembled ablation``: every row of a table as a trial of the shared trainer on Ray.
 
-Order: rows whose dependencies (KD teachers) are finished run together in one Tune stage,
-as many at once as the cluster fits; students follow once their teacher's logits exist.
-Rows already FINISHED with the same config hash in the table's experiment, and evaluated
-with the profile's current evaluation identity (tag eval_hash), are skipped (``rerun`` forces
-them), so an interrupted invocation resumes.
+Three steps, each in its own module: the plan (plan.py: pure, everything validated and the
+data source checked before anything runs), the executor (executor.py: Ray stages, retries,
+interrupts) and the recorder (record.py: MLflow parent and children, statuses, summary). From
+the moment the parent run exists, one try/finally makes its final status true: FINISHED,
+FAILED with the error, or KILLED on Ctrl-C / SIGTERM, with every in-flight child KILLED too.
+
+Order: rows whose KD teachers are finished run together in one stage, as many at once as the
+cluster fits; students follow once their teacher's logits exist. Rows FINISHED with the same
+config hash and evaluation identity are skipped (``rerun`` trains them afresh into new runs),
+so an interrupted invocation resumes. Throughput is timed last, alone on a node.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from ..config_io import ConfigError
-from ..tracking.store import client as make_client
-from ..tracking.store import ensure_experiment, retry_locked, tracking_uri
-from ..training import TrainConfig
-from .external_teachers import external_teachers
-from .profiles import eval_config, load_profiles, train_config
-from .spec import ResolvedRow, load_table, table_path
-from .summary import build_summary, format_table, latest_runs
-from .teachers import ensure_logits
+from ..tracking.store import tracking_uri
+from .executor import RayExecutor
+from .interrupts import Interrupted, interruptible
+from .plan import ROOT, Decision, Plan, build_plan, decide, fit_resources
+from .profiles import scaled_size
+from .record import Recorder
+from .summary import format_table
+from .teachers import TeacherFailed, ensure_logits
+from .trial import TrialSpec
 
-ROOT = Path(__file__).resolve().parents[3]
-
-
-@dataclass
-class Trial:
-    row: ResolvedRow
-    cfg: TrainConfig
-    teacher: str | None = None  # row id
-    status: str = "pending"
-    run_id: str | None = None
-    reason: str = ""
+__all__ = ["ROOT", "AblationResult", "print_result", "run_ablation"]
 
 
 @dataclass
 class AblationResult:
-    summary: pd.DataFrame
     parent_run_id: str
     experiment: str
+    summary: pd.DataFrame = field(default_factory=pd.DataFrame)
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    not_run: dict[str, str] = field(default_factory=dict)
     logits_computed: int = 0
-
-
-def _start_ray(address: str | None) -> bool:
-    import ray
-
-    if ray.is_initialized():
-        return False
-    address = address or os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, log_to_driver=True)
-    else:
-        tmp = Path(os.environ.get("ASSEMBLED_RAY_TMP", "/tmp/assembled-ray"))
-        ray.init(
-            include_dashboard=False,
-            _temp_dir=str(tmp),
-            log_to_driver=False,
-            runtime_env={"env_vars": {"PYTHONWARNINGS": "ignore"}},
-        )
-    return True
+    notes: list[str] = field(default_factory=list)
 
 
 def run_ablation(
@@ -78,227 +55,172 @@ def run_ablation(
     workdir: Path | None = None,
     rows: list[str] | None = None,
 ) -> AblationResult:
-    import ray
-    from ray import tune
+    plan = build_plan(spec, profile, data, rows, ablations_dir)
+    workdir = (workdir or Path.cwd() / "runs") / plan.experiment
+    with interruptible():
+        recorder = Recorder(plan, tracking_uri(), workdir)
+        recorder.open()
+        return _Run(plan, recorder, RayExecutor(address, workdir / "ray"), workdir, rerun).execute()
 
-    from .progress import TrialLines
-    from .trial import run_trial
 
-    ablations_dir = ablations_dir or ROOT / "ablations"
-    path = table_path(spec, ablations_dir)
-    table, resolved = load_table(path)
-    profiles = load_profiles(ablations_dir / "profiles.yaml")
-    if profile not in profiles:
-        raise ConfigError(f"{ablations_dir / 'profiles.yaml'}: no profile {profile!r}; have {', '.join(profiles)}")
-    prof = profiles[profile]
-    if rows:
-        missing = set(rows) - {r.id for r in resolved}
-        if missing:
-            raise ConfigError(f"{path}: no row(s) {', '.join(sorted(missing))}")
-    extra, teacher_of = external_teachers(path, resolved, ablations_dir)
-    resolved = resolved + extra
-    trials = {r.id: Trial(r, train_config(r, table, prof, data)) for r in resolved}
-    for rid, sub in prof.teachers.items():
-        if rid not in trials or sub not in trials:
-            missing = rid if rid not in trials else sub
-            raise ConfigError(
-                f"{ablations_dir / 'profiles.yaml'}: profile {profile}: key 'teachers.{rid}': "
-                f"row {missing} is not in {path.name}"
-            )
-    for rid, teacher in teacher_of.items():
-        trials[rid].teacher = prof.teachers.get(teacher, teacher)
-    _bind_teachers(trials, path)
-    wanted = set(rows) if rows else set(trials)
-    for rid in list(wanted):  # teachers of wanted rows are wanted too
-        if trials[rid].teacher:
-            wanted.add(trials[rid].teacher)
-    exp = path.stem
-    uri = tracking_uri()
-    workdir = (workdir or Path.cwd() / "runs") / exp
-    exp_id = ensure_experiment(exp, uri)
-    client = make_client(uri)
-    parent = retry_locked(
-        lambda: client.create_run(
-            exp_id,
-            run_name=f"{exp} ({profile})",
-            tags={
-                "table": str(table.table),
-                "profile": profile,
-                "kind": "ablation",
-                "data": data or "profile default",
-                "profile_description": prof.description,
-            },
+class _Run:
+    """One invocation's state: each row's state, the run it logs into, the result so far."""
+
+    def __init__(self, plan: Plan, recorder: Recorder, executor: RayExecutor, workdir: Path, rerun: bool) -> None:
+        self.plan, self.recorder, self.executor, self.workdir, self.rerun = plan, recorder, executor, workdir, rerun
+        self.result = AblationResult(recorder.parent_id, plan.experiment)
+        self.state: dict[str, str] = {}
+        self.run_of: dict[str, str] = {}
+        self.resources: dict[str, float] = {}
+
+    def execute(self) -> AblationResult:
+        status, reason = "FAILED", ""
+        try:
+            decisions = self._decide()
+            if any(s == "pending" for s in self.state.values()):
+                self._start_executor()
+            self._stages(decisions)
+            self._throughput()
+            status = "FINISHED"
+        except Interrupted as e:
+            status, reason = "KILLED", f"interrupted by {e}: run the same command to resume"
+            raise
+        except BaseException as e:
+            reason = f"{type(e).__name__}: {e}"[:2000]
+            raise
+        finally:
+            self.executor.stop()
+            self.result.summary = self.recorder.close(status, self.result.failed, reason)
+        return self.result
+
+    # -- steps -------------------------------------------------------------------------------
+    def _decide(self) -> dict[str, Decision]:
+        finished = self.recorder.finished()
+        decisions = decide(self.plan, {rid: r.data.tags.get("eval_hash") for rid, r in finished.items()}, self.rerun)
+        for rid, d in decisions.items():
+            if d.action == "skip":
+                self.state[rid], self.run_of[rid] = "finished", finished[rid].info.run_id
+                self.result.skipped.append(rid)
+            else:
+                self.state[rid] = "pending"
+        again = sorted(rid for rid, d in decisions.items() if d.action == "re-evaluate")
+        if again:
+            print(f"{self.plan.path.name}: re-evaluating {', '.join(again)}: {decisions[again[0]].why}")
+        return decisions
+
+    def _start_executor(self) -> None:
+        self.executor.start()
+        self.resources, note = fit_resources(
+            self.plan.profile_name, self.plan.profile.resources, self.executor.nodes(), self.executor.local
         )
-    )
-    parent_id = parent.info.run_id
-    result = AblationResult(pd.DataFrame(), parent_id, exp)
-    hashes = {rid: t.cfg.config_hash() for rid, t in trials.items()}
-    # what the table asked for, so readers of MLflow alone (dashboards) know every row and the paper
-    manifest = table_manifest(table, prof, profile, data, [trials[r.id] for r in resolved], hashes, wanted)
-    retry_locked(lambda: client.log_dict(parent_id, manifest, "table.json"))
-    finished = {rid: run for rid, run in latest_runs(client, exp_id, hashes).items() if run.info.status == "FINISHED"}
-    eval_cfg = eval_config(prof)
-    eval_id = eval_cfg.identity()
-    stale = sorted(rid for rid, run in finished.items() if rid in wanted and run.data.tags.get("eval_hash") != eval_id)
-    if stale and not rerun:
-        print(
-            f"{path.name}: re-running {', '.join(stale)}: evaluated with other settings or another generation of "
-            "corrupted images, so their mCE/mFR would not compare with new rows"
-        )
-    for rid, t in trials.items():
-        if rid not in wanted:
-            t.status = "not requested"
-        elif rid in finished and rid not in stale and not rerun:
-            t.status, t.run_id = "finished", finished[rid].info.run_id
-            result.skipped.append(rid)
-    started_ray = False
-    status = "FINISHED"
-    try:
+        if note:
+            print(note)
+            self.result.notes.append(note)
+
+    def _stages(self, decisions: dict[str, Decision]) -> None:
+        stage = 0
         while True:
-            pending = [t for t in trials.values() if t.status == "pending"]
-            if not pending:
-                break
-            for t in pending:
-                if t.teacher and trials[t.teacher].status in ("failed", "blocked"):
-                    t.status, t.reason = "blocked", f"teacher {t.teacher} failed"
-                    result.failed[t.row.id] = t.reason
-            ready = [
-                t
-                for t in pending
-                if t.status == "pending" and (not t.teacher or trials[t.teacher].status == "finished")
-            ]
+            self._block_students_of_failed_teachers()
+            ready = [rid for rid, s in self.state.items() if s == "pending" and self._teacher_done(rid)]
+            specs = [s for s in (self._spec(rid, decisions[rid]) for rid in ready) if s is not None]
             if not ready:
                 break
-            for t in ready:
-                if t.teacher:
-                    logits, computed = ensure_logits(
-                        client, trials[t.teacher].run_id, t.cfg, workdir / "teacher_logits"
-                    )
-                    result.logits_computed += int(computed)
-                    t.cfg = t.cfg.model_copy(
-                        update={"reg": t.cfg.reg.model_copy(update={"teacher_logits": str(logits)})}
-                    )
-            if not started_ray:
-                started_ray = _start_ray(address)
-            use_gpu = ray.cluster_resources().get("GPU", 0) > 0 and prof.resources.gpu > 0
-            resources = {"cpu": prof.resources.cpu, **({"gpu": prof.resources.gpu} if use_gpu else {})}
-            payloads = [
-                {
-                    "row": t.row.id,
-                    "train_cfg": t.cfg.model_dump(mode="json"),
-                    "eval_cfg": eval_cfg.model_dump(mode="json"),
-                    "uri": uri,
-                    "experiment": exp,
-                    "parent_run_id": parent_id,
-                    "workdir": str((workdir / f"{t.row.id}-{hashes[t.row.id]}").resolve()),
-                    "gpu": use_gpu,
-                    "tags": {
-                        "row": t.row.id,
-                        "table": str(table.table),
-                        "profile": profile,
-                        "kind": "trial",
-                        "reference": str(t.row.reference).lower(),
-                        **({"kd_teacher": t.teacher} if t.teacher else {}),
-                    },
-                }
-                for t in ready
-            ]
-            tuner = tune.Tuner(
-                tune.with_resources(run_trial, resources),
-                param_space={"trial": tune.grid_search(payloads)},
-                run_config=tune.RunConfig(
-                    name=f"{exp}-{parent_id[:8]}-{len(result.ran)}",
-                    storage_path=str((workdir / "ray").resolve()),
-                    failure_config=tune.FailureConfig(max_failures=prof.max_failures),
-                    verbose=0,
-                    callbacks=[TrialLines()],
-                ),
-                tune_config=tune.TuneConfig(reuse_actors=False),
-            )
-            grid = tuner.fit()
-            by_row = {}
-            for res in grid:
-                row = res.config["trial"]["row"]
-                by_row[row] = res
-            for t in ready:
-                res = by_row.get(t.row.id)
-                m = res.metrics if res is not None and res.metrics else {}
-                if res is not None and res.error is None and m.get("finished") and not m.get("failed"):
-                    t.status, t.run_id = "finished", m.get("run_id")
-                    result.ran.append(t.row.id)
-                else:
-                    reason = m.get("reason") or (
-                        _last_line(res.error) if res is not None and res.error else "no result"
-                    )
-                    t.status, t.reason = "failed", reason
-                    result.failed[t.row.id] = reason
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
-    finally:
-        if started_ray:
-            ray.shutdown()
-        runs = latest_runs(client, exp_id, hashes)
-        shown = [r for r in resolved if r.id in wanted]
-        result.summary = build_summary(shown, runs, table.baseline)
-        out = workdir / "summary.csv"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        result.summary.to_csv(out, index=False)
-        retry_locked(lambda: client.log_artifact(parent_id, str(out)))
-        if result.failed and status == "FINISHED":
-            retry_locked(lambda: client.set_tag(parent_id, "failed_rows", ",".join(sorted(result.failed))))
-        retry_locked(lambda: client.set_terminated(parent_id, status=status))
-    return result
-
-
-def _bind_teachers(trials: dict[str, Trial], path: Path) -> None:
-    """Make each student's identity include its teacher's, teachers first (a teacher may be a student)."""
-    bound: set[str] = set()
-    while len(bound) < len(trials):
-        progress = False
-        for rid, t in trials.items():
-            if rid in bound or (t.teacher and t.teacher not in bound):
+            if not specs:
                 continue
-            if t.teacher:
-                teacher_hash = trials[t.teacher].cfg.config_hash()
-                t.cfg = t.cfg.model_copy(update={"reg": t.cfg.reg.model_copy(update={"teacher": teacher_hash})})
-            bound.add(rid)
-            progress = True
-        if not progress:
-            cycle = sorted(set(trials) - bound)
-            raise ConfigError(f"{path}: KD teachers form a cycle among rows {', '.join(cycle)}")
+            name = f"{self.plan.experiment}-{self.recorder.parent_id[:8]}-{stage}"
+            outcomes = self.executor.run_stage(specs, self.resources, self.plan.profile.max_failures, name)
+            for rid, out in outcomes.items():
+                self.state[rid] = out.status
+                if out.status == "finished":
+                    self.result.ran.append(rid)
+                else:
+                    self.result.failed[rid] = out.reason
+            stage += 1
+        for rid, s in self.state.items():
+            if s == "pending":  # never dropped silently
+                self.result.not_run[rid] = f"its teacher {self.plan.rows[rid].teacher} did not finish"
 
+    def _teacher_done(self, rid: str) -> bool:
+        teacher = self.plan.rows[rid].teacher
+        return teacher is None or self.state.get(teacher) == "finished"
 
-def table_manifest(
-    table, prof, profile: str, data: str | None, trials: list[Trial], hashes: dict[str, str], wanted: set[str]
-) -> dict:
-    return {
-        "table": str(table.table),
-        "title": table.title,
-        "baseline": table.baseline,
-        "profile": profile,
-        "profile_description": prof.description,
-        "data": data or "profile default",
-        "rows": [
-            {
-                "id": t.row.id,
-                "title": t.row.title,
-                "reference": t.row.reference,
-                "paper_epochs": t.row.epochs,
-                "epochs": t.cfg.optim.epochs,
-                "teacher": t.teacher,
-                "config_hash": hashes[t.row.id],
-                "requested": t.row.id in wanted,
-                "paper": t.row.paper.model_dump(),
-            }
-            for t in trials
-        ],
-    }
+    def _block_students_of_failed_teachers(self) -> None:
+        changed = True
+        while changed:
+            changed = False
+            for rid, s in self.state.items():
+                teacher = self.plan.rows[rid].teacher
+                if s == "pending" and teacher and self.state.get(teacher) in ("failed", "blocked"):
+                    why = f"teacher {teacher} failed: {self.result.failed.get(teacher, '?')}"
+                    self.state[rid], self.result.failed[rid] = "blocked", why
+                    self.recorder.block(rid, why)
+                    changed = True
 
+    def _spec(self, rid: str, decision: Decision) -> TrialSpec | None:
+        """The trial of a ready row (its teacher's logits fetched or computed first), or None
+        when its teacher turned out to have failed."""
+        prow = self.plan.rows[rid]
+        cfg = prow.cfg
+        if prow.teacher:
+            teacher_run = self.run_of[prow.teacher]
+            try:
+                logits, computed = ensure_logits(
+                    self.recorder.client, teacher_run, cfg, self.workdir / "teacher_logits"
+                )
+            except TeacherFailed as e:
+                self.recorder.fail(teacher_run, str(e))
+                self.state[prow.teacher], self.result.failed[prow.teacher] = "failed", str(e)
+                self.result.ran = [r for r in self.result.ran if r != prow.teacher]
+                return None
+            self.result.logits_computed += int(computed)
+            cfg = cfg.model_copy(update={"reg": cfg.reg.model_copy(update={"teacher_logits": str(logits)})})
+        run_id = self.recorder.child(rid, fresh=self.rerun and decision.action == "run")
+        self.run_of[rid] = run_id
+        return TrialSpec(
+            row=rid,
+            run_id=run_id,
+            experiment_id=self.recorder.experiment_id,
+            uri=self.recorder.uri,
+            cfg=cfg,
+            eval_cfg=self.plan.eval_cfg,
+            workdir=str((self.workdir / f"{rid}-{prow.cfg.config_hash()}" / run_id).resolve()),
+            gpu="GPU" in self.resources,
+            threads=max(1, int(self.plan.profile.resources.threads or self.resources.get("CPU", 1))),
+        )
 
-def _last_line(error: BaseException) -> str:
-    lines = [ln.strip() for ln in str(error).strip().splitlines() if ln.strip()]
-    return (lines[-1] if lines else type(error).__name__)[:300]
+    def _throughput(self) -> None:
+        """Time every row that ran now, or that finished without a throughput, alone on a node."""
+        ev = self.plan.eval_cfg
+        if not ev.throughput:
+            return
+        finished = self.recorder.finished()
+        todo = {
+            rid: run
+            for rid, run in finished.items()
+            if self.plan.rows[rid].wanted and (rid in self.result.ran or "throughput" not in run.data.metrics)
+        }
+        if not todo:
+            return
+        if not self.executor.connected:
+            self._start_executor()
+        prof = self.plan.profile
+        reference, ref_size = {"name": "resnet50", **prof.resnet}, scaled_size(224, prof)
+        jobs = {}
+        for rid, run in todo.items():
+            cfg = self.plan.rows[rid].cfg
+            classes = int(run.data.tags.get("data.num_classes", cfg.data.num_classes))
+            jobs[rid] = (cfg.model, cfg.data.eval_crop, classes)
+        gpu = "GPU" in self.resources
+        print(f"timing inference of {len(jobs)} row(s) alone on a node ({'GPU' if gpu else 'all CPUs'})")
+        figures = self.executor.measure_throughput(
+            jobs, reference, ref_size, ev.throughput_batch, ev.throughput_repeats, gpu
+        )
+        protocol = (
+            f"batch {ev.throughput_batch}, FP32, median/min/max of {ev.throughput_repeats} after warm-up, timed "
+            f"alone on a node after training; ratio to ResNet-50 {prof.resnet or ''} at {ref_size}px"
+        )
+        for rid, metrics in figures.items():
+            self.recorder.log_metrics(todo[rid].info.run_id, metrics, {"throughput_protocol": protocol})
 
 
 def print_result(result: AblationResult) -> None:
@@ -306,8 +228,11 @@ def print_result(result: AblationResult) -> None:
     print(format_table(result.summary))
     print()
     print(
-        f"ran {len(result.ran)}, skipped (already finished) {len(result.skipped)}, failed {len(result.failed)}; "
-        f"MLflow experiment '{result.experiment}', parent run {result.parent_run_id}"
+        f"ran {len(result.ran)}, skipped (already finished) {len(result.skipped)}, failed {len(result.failed)}"
+        + (f", not run {len(result.not_run)}" if result.not_run else "")
+        + f"; MLflow experiment '{result.experiment}', parent run {result.parent_run_id}"
     )
     for row, reason in result.failed.items():
         print(f"  {row} failed: {reason}")
+    for row, reason in result.not_run.items():
+        print(f"  {row} did not run: {reason}")

@@ -12,9 +12,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..config_io import ConfigError, read_yaml
+from ..config_io import ConfigError, describe, issues, read_yaml
 from ..models.registry import resolve_config
-from ..training.config import RegConfig
+from ..training.config import RegConfig, check_switches
 
 
 class PaperNumbers(BaseModel):
@@ -101,8 +101,7 @@ def load_table(path: str | Path) -> tuple[Table, list[ResolvedRow]]:
         table = Table.model_validate(data)
     except ValidationError as e:
         lines = []
-        for err in e.errors():
-            loc = list(err["loc"])
+        for loc, msg in issues(e):
             row = None
             if len(loc) >= 2 and loc[0] == "rows" and isinstance(loc[1], int):
                 idx = loc[1]
@@ -112,7 +111,7 @@ def load_table(path: str | Path) -> tuple[Table, list[ResolvedRow]]:
                     else f"#{idx + 1}"
                 )
                 loc = loc[2:]
-            lines.append(f"{_where(path, row, '.'.join(map(str, loc)) or '?')}: {err['msg']}")
+            lines.append(f"{_where(path, row, '.'.join(map(str, loc)) or '?')}: {msg}")
         raise ConfigError("\n".join(lines)) from None
     seen: set[str] = set()
     for r in table.rows:
@@ -151,17 +150,15 @@ def _resolve(path: Path, row: Row, by_id: dict[str, Row], stack: list[str]) -> R
     if model is None:
         raise ConfigError(f"{_where(path, row.id, 'model')}: no model (give one, or a base row)")
     try:
-        resolve_config(model)
+        model_cfg = resolve_config(model)
     except (ValueError, ValidationError) as e:
-        msg = e.errors()[0]["msg"] if isinstance(e, ValidationError) else str(e)
-        key = ".".join(map(str, e.errors()[0]["loc"])) if isinstance(e, ValidationError) else ""
-        raise ConfigError(f"{_where(path, row.id, 'model' + ('.' + key if key else ''))}: {msg}") from None
+        raise ConfigError(describe(e, f"{path}: row {row.id}", "model", first=True)) from None
     reg = {**(parent.reg if parent else {}), **(row.reg or {})}
     try:
         RegConfig.model_validate(reg)
-    except ValidationError as e:
-        err = e.errors()[0]
-        raise ConfigError(f"{_where(path, row.id, 'reg.' + '.'.join(map(str, err['loc'])))}: {err['msg']}") from None
+        check_switches(model_cfg, set(reg))
+    except (ValueError, ValidationError) as e:
+        raise ConfigError(describe(e, f"{path}: row {row.id}", "reg", first=True)) from None
     return ResolvedRow(
         id=row.id,
         title=row.title or (parent.title if parent else ""),

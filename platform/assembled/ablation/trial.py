@@ -1,20 +1,38 @@
 """One row of a table as a Ray Tune function trainable: a plain function of a config dict.
 
-The payload carries everything explicitly (tracking URI, experiment, parent run, working
-folder) because Ray runs trials in their own folders. State lives in the row's working folder
-(checkpoint + the MLflow run id), so a retried trial (crash, killed worker) resumes its epoch
-checkpoint and continues its own MLflow run. Failures that retrying cannot fix (NaN loss, bad
-data, bad config) end the run FAILED with the reason and return normally, so Ray does not
-retry them and the other trials go on.
+The driver has already created (or found) the row's MLflow run and passes its id in a typed
+:class:`TrialSpec`, so a retried trial continues its own run and no run id is kept on disk.
+The checkpoint lives in a folder keyed by that run id: a row never resumes a checkpoint of a
+run in another store. A Python error inside a trial is deterministic (bad data, a diverged
+loss, a bug), so it ends the run FAILED with its reason and returns normally: Ray does not
+retry it and the other trials go on. Ray retries only what retrying can fix: a worker that
+died (killed, out of memory, lost node) and network errors reaching the tracking server.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from ..evaluation.suite import EvalConfig
+from ..training import TrainConfig
 
 FAIL_ONCE_ENV = "ASSEMBLED_FAIL_ONCE_AT_EPOCH"  # test hook: the worker process dies once at that epoch
+RETRYABLE = (ConnectionError, TimeoutError)
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    row: str
+    run_id: str
+    experiment_id: str
+    uri: str
+    cfg: TrainConfig
+    eval_cfg: EvalConfig
+    workdir: str
+    gpu: bool
+    threads: int
 
 
 class _Report:
@@ -34,39 +52,37 @@ class _Report:
             os._exit(3)
 
 
-def run_trial(config: dict[str, Any]) -> None:
+def _start(spec: TrialSpec) -> None:
+    """RUNNING, without the failure reason of an earlier attempt of this run."""
+    from ..tracking.store import client, retry_locked
+
+    c = client(spec.uri)
+    retry_locked(lambda: c.update_run(spec.run_id, status="RUNNING"))
+    if "failure_reason" in retry_locked(lambda: c.get_run(spec.run_id)).data.tags:
+        retry_locked(lambda: c.delete_tag(spec.run_id, "failure_reason"))
+
+
+def run_trial(config: dict) -> None:
     from ray import tune
 
-    from ..data.folder import DataError
-    from ..evaluation.suite import EvalConfig, suite_after_training
-    from ..tracking import open_run, train_tracked
-    from ..training import TrainConfig, TrainingDiverged
+    from ..evaluation.suite import suite_after_training
+    from ..tracking import TrackedRun, train_tracked
 
-    p = config["trial"]
-    if not p.get("gpu"):
+    spec: TrialSpec = config["trial"]
+    if not spec.gpu:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # CPU trials on GPU machines must not grab a GPU
-    workdir = Path(p["workdir"])
+    workdir = Path(spec.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    run_file = workdir / "mlflow_run_id"
+    cfg = spec.cfg.model_copy(update={"threads": spec.threads})
+    run = TrackedRun(spec.run_id, spec.experiment_id, spec.uri)
+    _start(spec)
+    after = suite_after_training(cfg, eval_cfg=spec.eval_cfg, throughput=False)
     try:
-        cfg = TrainConfig.model_validate(p["train_cfg"])
-    except Exception as e:  # a broken row: report, do not retry
-        tune.report({"row": p["row"], "failed": 1, "reason": f"bad config: {e}"[:500]})
+        result = train_tracked(cfg, run, workdir, [_Report(spec.row, cfg.optim.epochs, workdir)], after, progress=False)
+    except RETRYABLE:
+        raise
+    except Exception as e:
+        reason = f"{type(e).__name__}: {e}"[:500]
+        tune.report({"row": spec.row, "failed": 1, "reason": reason, "run_id": run.run_id})
         return
-    run = open_run(
-        cfg,
-        p["experiment"],
-        p["row"],
-        parent_run_id=p["parent_run_id"],
-        tags=p["tags"],
-        uri=p["uri"],
-        run_id=run_file.read_text().strip() if run_file.exists() else None,
-    )
-    run_file.write_text(run.run_id)
-    after = suite_after_training(cfg, eval_cfg=EvalConfig.model_validate(p["eval_cfg"]))
-    try:
-        result = train_tracked(cfg, run, workdir, [_Report(p["row"], cfg.optim.epochs, workdir)], after, progress=False)
-    except (TrainingDiverged, DataError, ValueError) as e:
-        tune.report({"row": p["row"], "failed": 1, "reason": f"{type(e).__name__}: {e}"[:500], "run_id": run.run_id})
-        return
-    tune.report({"row": p["row"], "finished": 1, "run_id": run.run_id, **{k: v for k, v in result.metrics.items()}})
+    tune.report({"row": spec.row, "finished": 1, "run_id": run.run_id, **result.metrics})

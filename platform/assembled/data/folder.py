@@ -3,7 +3,10 @@ script, the shared CIFAR-10 JPEGs) with errors a user can act on.
 
 A missing root or split, an empty class folder, or no images at all raise
 :class:`DataError` naming the path before training starts. An unreadable image is replaced by
-the next readable one and counted in ``skipped``, so one bad file never kills a worker.
+the next readable one, with that image's own label and index (a substitute never carries the
+bad file's label), so one bad file never kills a worker. Skipped files are appended to
+``skip_log`` when one is set: DataLoader workers are other processes, and a file is the one
+record they and the trainer share.
 """
 
 from __future__ import annotations
@@ -49,23 +52,36 @@ class ImageFolderDataset:
         self.num_classes = len(self.classes)
         self.transform = transform
         self.skipped: list[str] = []
+        self.skip_log: Path | None = None
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def load(self, i: int) -> Image.Image:
-        """The image at ``i``, or the next readable one (counted as skipped)."""
+    def load(self, i: int) -> tuple[Image.Image, int]:
+        """The image at ``i`` and ``i``, or the next readable one and its index (``i`` skipped)."""
         for offset in range(len(self.samples)):
-            path, _ = self.samples[(i + offset) % len(self.samples)]
+            j = (i + offset) % len(self.samples)
+            path, _ = self.samples[j]
             try:
                 with Image.open(path) as img:
-                    return img.convert("RGB")
+                    return img.convert("RGB"), j
             except (OSError, UnidentifiedImageError):
-                self.skipped.append(str(path))
+                self._skip(path)
         raise DataError(f"{self.root}: no readable image")
 
+    def _skip(self, path: Path) -> None:
+        self.skipped.append(str(path))
+        if self.skip_log is not None:
+            with open(self.skip_log, "a") as f:  # one short line per write: appends do not interleave
+                f.write(f"{path}\n")
+
     def __getitem__(self, i: int):
-        img = self.load(i)
+        img, j = self.load(i)
         if self.transform is not None:
             img = self.transform(img)
-        return img, self.targets[i], i
+        return img, self.targets[j], j
+
+
+def skipped_files(log: Path) -> list[str]:
+    """The distinct files a skip log names (every epoch meets the same bad file again)."""
+    return sorted(set(log.read_text().splitlines())) if log.exists() else []

@@ -33,7 +33,10 @@ from .robustness import (
     normalised_ce,
     relative_mce,
 )
-from .throughput import quantized_cpu_throughput, throughput_with_ratio
+from .throughput import quantized_cpu_throughput, reference_model, throughput_with_ratio
+
+# 2: timed alone on a node, min/median/max, ratio to a ResNet-50 of the row's scale
+THROUGHPUT_PROTOCOL = 2
 
 
 class EvalConfig(BaseModel):
@@ -51,10 +54,11 @@ class EvalConfig(BaseModel):
     seed: int = 0
 
     def identity(self) -> str:
-        """What the numbers depend on: these settings and the generation of corrupted and
-        perturbed images. Equal identities give comparable mCE / mFR."""
+        """What the numbers depend on: these settings, the generation of corrupted and
+        perturbed images, and the throughput protocol. Equal identities give comparable numbers."""
         d = self.model_dump(mode="json")
         d["implementation"] = [corruptions.IMPLEMENTATION, perturbations.IMPLEMENTATION]
+        d["throughput_protocol"] = THROUGHPUT_PROTOCOL
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -80,7 +84,10 @@ def evaluate_model(
     num_classes: int,
     progress: bool = True,
     clean: dict[str, float] | None = None,
+    throughput: bool = True,
 ) -> EvalResult:
+    """``throughput=False`` leaves timing to the caller (the ablation runner times every
+    architecture alone on a node after training, not while other trials share the cores)."""
     model.eval()
     size = train_cfg.data.eval_crop
     metrics: dict[str, float] = {}
@@ -135,8 +142,11 @@ def evaluate_model(
         metrics["mfr"] = sum(metrics[f"fr_{p}"] for p in PERTURBATIONS) / len(PERTURBATIONS)
         metrics["mt5d"] = sum(t5ds.values()) / len(t5ds)
         tags["mfr_images"] = str(p_images.shape[0])
-    if cfg.throughput:
-        metrics |= throughput_with_ratio(model, size, num_classes, cfg.throughput_batch, device, cfg.throughput_repeats)
+    if cfg.throughput and throughput:
+        ref = reference_model(train_cfg.model_config_resolved())
+        metrics |= throughput_with_ratio(
+            model, size, num_classes, cfg.throughput_batch, device, cfg.throughput_repeats, reference=ref
+        )
         if train_cfg.model_config_resolved().arch == "mobilenet_v1":
             try:
                 metrics["throughput_int8"] = quantized_cpu_throughput(model, size)
@@ -145,7 +155,9 @@ def evaluate_model(
     return result
 
 
-def suite_after_training(train_cfg: TrainConfig, robustness: str = "quick", eval_cfg: EvalConfig | None = None):
+def suite_after_training(
+    train_cfg: TrainConfig, robustness: str = "quick", eval_cfg: EvalConfig | None = None, throughput: bool = True
+):
     """A hook for ``train_tracked``: evaluate the trained model, tag the run, return metrics."""
     cfg = eval_cfg or EvalConfig(robustness=robustness)
 
@@ -165,6 +177,7 @@ def suite_after_training(train_cfg: TrainConfig, robustness: str = "quick", eval
             num_classes,
             progress=False,
             clean=clean if clean and len(clean) == 2 else None,
+            throughput=throughput,
         )
         for k, v in ev.tags.items():
             retry_locked(lambda k=k, v=v: callback.client.set_tag(callback.run_id, k, v))

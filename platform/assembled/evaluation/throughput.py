@@ -1,6 +1,12 @@
 """Inference throughput as the paper measures it: images/s, batch 64, FP32, eval mode, after
-warm-up, with device synchronisation, median of repeats; and the ratio to a ResNet-50 timed
-in the same process right before, the figure that compares across machines."""
+warm-up, with device synchronisation, median (and min / max) of repeats; and the ratio to a
+ResNet-50 of the same scale timed in the same process, the figure that compares across
+machines (a row's own R50 baseline reads 1.00 everywhere).
+
+Timings mean something only when nothing else runs on the device: the ablation runner measures
+every distinct architecture once, in one task that holds a whole node after training
+(:func:`measure_architectures`), never inside a trial that shares its cores.
+"""
 
 from __future__ import annotations
 
@@ -39,7 +45,31 @@ def measure_throughput(
         model(x)
         _sync(device)
         times.append(time.perf_counter() - t0)
-    return {"images_per_s": batch_size / statistics.median(times), "device": str(device)}
+    return {
+        "images_per_s": batch_size / statistics.median(times),
+        "images_per_s_min": batch_size / max(times),
+        "images_per_s_max": batch_size / min(times),
+        "device": str(device),
+    }
+
+
+def reference_model(model_cfg) -> dict:
+    """ResNet-50 at the scale of ``model_cfg`` (width, block counts, stem) when that is a
+    ResNet; a plain ResNet-50 otherwise."""
+    if getattr(model_cfg, "arch", None) != "resnet":
+        return {"name": "resnet50"}
+    scale = {"width": model_cfg.width, "layers": model_cfg.layers, "small_input": model_cfg.small_input}
+    return {"name": "resnet50", **scale}
+
+
+def _metrics(own: dict, base: dict) -> dict[str, float]:
+    return {
+        "throughput": own["images_per_s"],
+        "throughput_min": own["images_per_s_min"],
+        "throughput_max": own["images_per_s_max"],
+        "throughput_r50": base["images_per_s"],
+        "throughput_ratio_r50": own["images_per_s"] / base["images_per_s"],
+    }
 
 
 def throughput_with_ratio(
@@ -49,14 +79,47 @@ def throughput_with_ratio(
     batch_size: int = 64,
     device: str | torch.device = "auto",
     repeats: int = 5,
+    reference: dict | str = "resnet50",
 ) -> dict[str, float]:
     from ..models import build_model
 
-    r50 = build_model("resnet50", num_classes=num_classes)
-    base = measure_throughput(r50, input_size, batch_size, device, repeats=repeats)["images_per_s"]
+    r50 = build_model(reference, num_classes=num_classes)
+    base = measure_throughput(r50, input_size, batch_size, device, repeats=repeats)
     del r50
-    own = measure_throughput(model, input_size, batch_size, device, repeats=repeats)["images_per_s"]
-    return {"throughput": own, "throughput_r50": base, "throughput_ratio_r50": own / base}
+    own = measure_throughput(model, input_size, batch_size, device, repeats=repeats)
+    return _metrics(own, base)
+
+
+def measure_architectures(
+    jobs: dict[str, tuple[dict | str, int, int]],
+    reference: dict | str,
+    reference_size: int,
+    batch_size: int,
+    repeats: int,
+    device: str = "auto",
+    threads: int | None = None,
+) -> dict[str, dict[str, float]]:
+    """Throughput metrics per job key; a job is (model spec, input size, classes). Each distinct
+    architecture is timed once, the reference ResNet-50 once per class count, in this process."""
+    import json
+
+    from ..models import build_model, resolve_config
+
+    if threads:
+        torch.set_num_threads(threads)
+    timed: dict[str, dict] = {}
+
+    def timing(spec, size: int, classes: int) -> dict:
+        key = json.dumps([resolve_config(spec).model_dump(mode="json"), size, classes], sort_keys=True)
+        if key not in timed:
+            timed[key] = measure_throughput(build_model(spec, classes), size, batch_size, device, repeats=repeats)
+        return timed[key]
+
+    out = {}
+    for name, (spec, size, classes) in jobs.items():
+        base = timing(reference, reference_size, classes)
+        out[name] = _metrics(timing(spec, size, classes), base)
+    return out
 
 
 def quantize_int8(model: nn.Module, input_size: int) -> nn.Module:

@@ -57,8 +57,22 @@ class ModelConfig(BaseModel):
     def _check(self) -> ModelConfig:
         if self.arch == "resnet" and self.layers is None and self.depth not in RESNET_LAYERS:
             raise ValueError(f"depth must be one of {sorted(RESNET_LAYERS)} (or give layers), got {self.depth}")
-        if self.aa_filter == 0 and (self.aa_maxpool or self.aa_proj) and self.arch == "resnet":
+        if self.arch != "resnet":
+            return self
+        if self.aa_filter == 0 and (self.aa_maxpool or self.aa_proj):
             raise ValueError("aa_maxpool/aa_proj need aa_filter > 0")
+        # switches the builder would silently ignore are conflicts, not no-ops
+        if self.avg_down and self.aa_proj:
+            raise ValueError(
+                "avg_down and aa_proj conflict: aa_proj blurs the strided 1x1 projection, which avg_down "
+                "replaces by an average pool (choose one)"
+            )
+        if self.big_little and (self.deep_stem or self.aa_maxpool or self.avg_down):
+            given = [k for k in ("deep_stem", "avg_down", "aa_maxpool") if getattr(self, k)]
+            raise ValueError(
+                f"big_little conflicts with {', '.join(given)}: BigLittleNet keeps the 7x7 stem, replaces the "
+                "max-pool by its own stem module and uses its own 3x3 average-pool shortcuts"
+            )
         return self
 
     def block_counts(self) -> tuple[int, int, int, int]:

@@ -32,6 +32,10 @@ class MlflowCallback:
         self.log_metrics(metrics, epoch + 1)
 
     def on_train_end(self, result: dict[str, Any]) -> None:
+        skipped = result.get("skipped") or []
+        if skipped:  # unreadable files: the count as a tag (metric per epoch), every name as an artifact
+            retry_locked(lambda: self.client.set_tag(self.run_id, "skipped_images", str(len(skipped))))
+            retry_locked(lambda: self.client.log_text(self.run_id, "\n".join(skipped) + "\n", "skipped_files.txt"))
         ckpt = result.get("checkpoint")
         if self.log_checkpoint and ckpt is not None and Path(ckpt).exists():
             retry_locked(lambda: self.client.log_artifact(self.run_id, str(ckpt), "checkpoint"))

@@ -2,15 +2,19 @@
 default, made absolute so Ray trials, which run in their own folders, log to the same file).
 
 SQLite allows one writer at a time: experiments are created once by the orchestrator, and
-every write retries on ``database is locked``.
+every write retries on ``database is locked``. MLflow creates a fresh SQLite file's schema on
+first use without a lock, so two commands started at once on a new store would both create
+it (``table experiment_tags already exists``): first use goes through :func:`schema_lock`.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -39,6 +43,22 @@ def retry_locked(fn: Callable[[], T], attempts: int = 8) -> T:
     raise AssertionError("unreachable")
 
 
+@contextmanager
+def schema_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive file lock beside a SQLite store (no-op for other stores)."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    db = Path(uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def client(uri: str | None = None) -> MlflowClient:
     return MlflowClient(tracking_uri=uri or tracking_uri())
 
@@ -48,15 +68,16 @@ def ensure_experiment(name: str, uri: str | None = None) -> str:
     uri = uri or tracking_uri()
     mlflow.set_tracking_uri(uri)
     c = client(uri)
-    exp = retry_locked(lambda: c.get_experiment_by_name(name))
-    if exp is not None:
-        if exp.lifecycle_stage == "deleted":
-            retry_locked(lambda: c.restore_experiment(exp.experiment_id))
-        return exp.experiment_id
-    try:
-        return retry_locked(lambda: c.create_experiment(name))
-    except Exception:
-        exp = c.get_experiment_by_name(name)  # created concurrently by someone else
+    # the first call on a new SQLite file creates its schema; get-or-create is one step under the lock
+    with schema_lock(uri):
+        exp = retry_locked(lambda: c.get_experiment_by_name(name))
         if exp is None:
-            raise
-        return exp.experiment_id
+            try:
+                return retry_locked(lambda: c.create_experiment(name))
+            except Exception:
+                exp = c.get_experiment_by_name(name)  # created concurrently through a server
+                if exp is None:
+                    raise
+    if exp.lifecycle_stage == "deleted":
+        retry_locked(lambda: c.restore_experiment(exp.experiment_id))
+    return exp.experiment_id

@@ -96,7 +96,8 @@ def train_tracked(
     except BaseException as e:
         if finish:
             reason = f"{type(e).__name__}: {e}"
-            status = "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED"
+            # Ctrl-C, and Ray ending a worker (SystemExit) on an interrupted driver, are kills
+            status = "KILLED" if isinstance(e, KeyboardInterrupt | SystemExit) else "FAILED"
             finish_run(run, status, reason + "\n" + traceback.format_exc(limit=5))
         raise
     if finish:

@@ -1,8 +1,15 @@
-"""Per-epoch checkpoints, written atomically so a killed worker never leaves a torn file."""
+"""Per-epoch checkpoints, written atomically so a killed worker never leaves a torn file.
+
+Every checkpoint is loaded with ``weights_only=True``: a ``.pt`` file is a pickle, and a
+crafted one would otherwise run arbitrary code in ``assembled evaluate``, a resumed trial or a
+KD teacher. The trainer's own checkpoints hold only tensors and plain values, so nothing of
+ours needs more.
+"""
 
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +25,18 @@ def save(path: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    if not Path(path).exists():
+def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        return torch.load(path, map_location=map_location, weights_only=False)
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        # torch's message is a page long; its first line names what the file asked for
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{path}: refused to load: not a plain weights file ({first})") from None
     except Exception as e:  # torch raises many types for a bad file
-        raise ValueError(f"{path}: not a readable checkpoint ({e})") from e
+        raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e)[:200]})") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: not a checkpoint (a {type(state).__name__}, expected a dict of states)")
+    return state

@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..data.config import DataConfig
 from ..models.config import ModelConfig
@@ -71,6 +71,16 @@ class TrainConfig(BaseModel):
         resolve_config(v)  # raises with the offending key
         return v
 
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainConfig:
+        """Combinations that would crash inside a trial (where Ray would retry them) fail here."""
+        B = self.optim.batch_size
+        if self.reg.mixup_alpha > 0 and self.reg.mixup_type == 2 and B % 2:
+            raise ValueError(f"mixup_type 2 pairs the two halves of a batch: optim.batch_size must be even, got {B}")
+        if self.data.kind == "synthetic" and self.data.train_size < B:
+            raise ValueError(f"data.train_size {self.data.train_size} is smaller than one batch (optim.batch_size {B})")
+        return self
+
     def model_config_resolved(self) -> ModelConfig:
         return resolve_config(self.model)
 
@@ -94,3 +104,11 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[key] = v
     return out
+
+
+def check_switches(model: ModelConfig, reg_keys: set[str]) -> None:
+    """Regularisers given for a part the model does not have are an error (a silent no-op
+    would make a row measure something other than it says). ``reg_keys`` are the keys the user
+    wrote, before defaults."""
+    if "dropblock_keep_prob" in reg_keys and not model.dropblock:
+        raise ValueError("reg.dropblock_keep_prob is set but the model has no DropBlock (add model.dropblock: true)")

@@ -2,8 +2,9 @@
 
 It knows nothing of Ray, MLflow or YAML. Per step: (mixup) -> label smoothing -> forward
 under bf16 autocast on GPU -> CE (+ KD) -> SGD; lr and DropBlock keep_prob are set per step.
-Every epoch: evaluate, checkpoint ``workdir/last.pt``, notify callbacks. A run whose
-``workdir`` already holds a checkpoint of the same config resumes after its last epoch.
+Every epoch: evaluate, checkpoint ``workdir/last.pt`` (weights, optimiser and every random
+stream), notify callbacks. A run whose ``workdir`` already holds a checkpoint of the same config
+resumes after its last epoch and ends exactly as an uninterrupted run would.
 """
 
 from __future__ import annotations
@@ -15,15 +16,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, RandomSampler
 from tqdm.auto import tqdm
 
 from ..data import train_dataset, val_dataset
+from ..data.folder import DataError, skipped_files
 from ..data.mixup import mixup_pairs, sample_lambda
 from ..models import build_model, set_keep_prob
 from . import checkpoint as ckpt
+from . import rng
 from .callbacks import notify
 from .config import TrainConfig
 from .losses import distillation, smooth, soft_cross_entropy, teacher_probabilities
@@ -35,6 +39,9 @@ log = logging.getLogger(__name__)
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite: retrying will not help."""
+
+
+SKIP_LOG = "skipped_files.txt"
 
 
 @dataclass
@@ -54,6 +61,7 @@ def resolve_device(name: str) -> torch.device:
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
+    np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
 
@@ -111,6 +119,7 @@ class Trainer:
         cuda = self.device.type == "cuda"
         self.amp = cuda if cfg.amp is None else cfg.amp
         self.channels_last = cuda if cfg.channels_last is None else cfg.channels_last
+        self.mix_gen = torch.Generator().manual_seed(cfg.seed + 17)
 
     # -- set-up ---------------------------------------------------------------------------
     def _teacher(self, n_train: int, num_classes: int) -> torch.Tensor | None:
@@ -125,44 +134,56 @@ class Trainer:
                 f"{reg.teacher_logits}: teacher logits have shape {tuple(logits.shape)}, "
                 f"expected ({n_train}, {num_classes}) for this training set"
             )
+        if not torch.isfinite(logits).all():
+            raise ValueError(f"{reg.teacher_logits}: teacher logits are not finite")
         return teacher_probabilities(logits, reg.kd_temperature).to(self.device)
+
+    def _datasets(self):
+        """Train and val sets; unreadable files they skip are logged in the workdir."""
+        train_ds, val_ds = train_dataset(self.cfg.data), val_dataset(self.cfg.data)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        for ds in (train_ds, val_ds):
+            if hasattr(ds, "skip_log"):
+                ds.skip_log = self.workdir / SKIP_LOG
+        B = self.cfg.optim.batch_size
+        if len(train_ds) < B:
+            where = self.cfg.data.path or "synthetic data"
+            raise DataError(f"{where}: the train split has {len(train_ds)} images, fewer than one batch of {B}")
+        return train_ds, val_ds
+
+    def _resume(self, model, opt) -> tuple[int, list[dict[str, float]]]:
+        """Epoch to start from and the history so far, restoring weights, optimiser and RNG."""
+        last = self.workdir / ckpt.LAST
+        if not last.exists():
+            return 0, []
+        state = ckpt.load(last, self.device)
+        if state.get("config_hash") != self.cfg.config_hash():
+            log.warning("%s belongs to another config; starting afresh", last)
+            return 0, []
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        if "rng" in state:
+            rng.restore(state["rng"], {"mixup": self.mix_gen})
+        log.info("resuming %s after epoch %d", last, state["epoch"])
+        return state["epoch"] + 1, state["history"]
 
     def fit(self) -> TrainResult:
         cfg, dev = self.cfg, self.device
         if cfg.threads and dev.type == "cpu":
             torch.set_num_threads(cfg.threads)
         seed_everything(cfg.seed)
-        train_ds, val_ds = train_dataset(cfg.data), val_dataset(cfg.data)
+        train_ds, val_ds = self._datasets()
         num_classes = train_ds.num_classes
-        mix = cfg.reg.mixup_alpha > 0
-        two_batches = mix and cfg.reg.mixup_type == 1
-        B = cfg.optim.batch_size
-        workers = cfg.data.num_workers
-        val_loader = loader_for(val_ds, max(B, 64), False, workers)
+        val_loader = loader_for(val_ds, max(cfg.optim.batch_size, 64), False, cfg.data.num_workers)
         teacher = self._teacher(len(train_ds), num_classes)
 
         model = build_model(cfg.model, num_classes=num_classes).to(dev)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         opt = build_optimizer(model, cfg.optim)
-        uses_dropblock = set_keep_prob(model, 1.0) > 0
-
-        start_epoch, history = 0, []
+        start_epoch, history = self._resume(model, opt)
         last = self.workdir / ckpt.LAST
-        config_hash = cfg.config_hash()
-        if last.exists():
-            state = ckpt.load(last, dev)
-            if state.get("config_hash") == config_hash:
-                model.load_state_dict(state["model"])
-                opt.load_state_dict(state["optimizer"])
-                start_epoch, history = state["epoch"] + 1, state["history"]
-                log.info("resuming %s after epoch %d", last, state["epoch"])
-            else:
-                log.warning("%s belongs to another config; starting afresh", last)
-
-        # type-1 mixup draws two batches per step: the loader yields 2B images, an epoch 2N
-        steps_per_epoch = len(train_ds) // B
-        total_steps = steps_per_epoch * cfg.optim.epochs
+        steps_per_epoch = len(train_ds) // cfg.optim.batch_size
         notify(
             self.callbacks,
             "on_train_start",
@@ -173,85 +194,105 @@ class Trainer:
                 "steps_per_epoch": steps_per_epoch,
                 "device": str(dev),
                 "start_epoch": start_epoch,
-                "config_hash": config_hash,
+                "config_hash": cfg.config_hash(),
             },
         )
-        mix_gen = torch.Generator().manual_seed(cfg.seed + 17)
         metrics: dict[str, float] = dict(history[-1]) if history else {}
         for epoch in range(start_epoch, cfg.optim.epochs):
-            loader = loader_for(
-                train_ds, 2 * B if two_batches else B, True, workers, cfg.seed * 1000 + epoch, 2 if two_batches else 1
-            )
-            model.train()
-            t0 = time.perf_counter()
-            running = torch.zeros((), device=dev)
-            seen = 0
-            bar = tqdm(
-                loader,
-                desc=f"epoch {epoch + 1}/{cfg.optim.epochs}",
-                leave=False,
-                disable=not self.progress,
-                total=steps_per_epoch,
-            )
-            for i, (x, y, idx) in enumerate(bar):
-                if i >= steps_per_epoch:
-                    break
-                step = epoch * steps_per_epoch + i
-                lr = learning_rate(step, total_steps, steps_per_epoch, cfg.optim)
-                for g in opt.param_groups:
-                    g["lr"] = lr
-                if uses_dropblock:
-                    set_keep_prob(model, keep_prob(step, total_steps, cfg.reg.dropblock_keep_prob))
-                x = x.to(dev, non_blocking=True)
-                y = y.to(dev, non_blocking=True)
-                parts = [x, F.one_hot(y, num_classes).float()]
-                if teacher is not None:
-                    parts.append(teacher[idx.to(dev)])
-                if mix:
-                    lam = sample_lambda(B, cfg.reg.mixup_alpha, dev, mix_gen)
-                    parts = mixup_pairs(parts, lam, cfg.reg.mixup_type)
-                x, target = parts[0], smooth(parts[1], cfg.reg.label_smoothing)
-                if self.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.amp):
-                    logits = model(x)
-                loss = soft_cross_entropy(logits, target)
-                if teacher is not None:
-                    loss = loss + distillation(logits, parts[2], cfg.reg.kd_temperature)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                running += loss.detach()
-                seen += x.shape[0]
-                if self.progress and i % 20 == 0:
-                    bar.set_postfix(loss=f"{running.item() / (i + 1):.3f}", lr=f"{lr:.3g}")
-            bar.close()
-            train_loss = running.item() / max(1, steps_per_epoch)
-            if not math.isfinite(train_loss):
-                raise TrainingDiverged(f"training loss is {train_loss} at epoch {epoch + 1}")
-            elapsed = time.perf_counter() - t0
-            metrics = {
-                "loss": train_loss,
-                "lr": lr,
-                "epoch_time_s": elapsed,
-                "train_images_per_s": seen / max(elapsed, 1e-9),
-            }
+            metrics = self._train_epoch(model, opt, train_ds, teacher, epoch, steps_per_epoch)
             if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.optim.epochs:
                 metrics |= evaluate_top1(model, val_loader, dev, self.amp, self.channels_last)
+                if not math.isfinite(metrics["val_loss"]):
+                    raise TrainingDiverged(f"validation loss is {metrics['val_loss']} at epoch {epoch + 1}")
+            skipped = skipped_files(self.workdir / SKIP_LOG)
+            if skipped:
+                metrics["skipped_images"] = float(len(skipped))
             history.append(metrics)
-            ckpt.save(
-                last,
-                {
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "epoch": epoch,
-                    "history": history,
-                    "config_hash": config_hash,
-                    "config": cfg.model_dump(mode="json"),
-                    "num_classes": num_classes,
-                },
-            )
+            ckpt.save(last, self._state(model, opt, epoch, history, num_classes))
             notify(self.callbacks, "on_epoch_end", epoch, metrics, last)
         result = TrainResult(model, metrics, history, last if last.exists() else None, start_epoch)
-        notify(self.callbacks, "on_train_end", {"metrics": metrics, "checkpoint": result.checkpoint})
+        skipped = skipped_files(self.workdir / SKIP_LOG)
+        if skipped:
+            log.warning("%d unreadable image(s) skipped, e.g. %s", len(skipped), skipped[0])
+        end = {"metrics": metrics, "checkpoint": result.checkpoint, "skipped": skipped}
+        notify(self.callbacks, "on_train_end", end)
         return result
+
+    def _state(self, model, opt, epoch: int, history: list, num_classes: int) -> dict:
+        return {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "epoch": epoch,
+            "history": history,
+            "config_hash": self.cfg.config_hash(),
+            "config": self.cfg.model_dump(mode="json"),
+            "num_classes": num_classes,
+            "rng": rng.capture({"mixup": self.mix_gen}),
+        }
+
+    def _train_epoch(self, model, opt, train_ds, teacher, epoch: int, steps_per_epoch: int) -> dict[str, float]:
+        cfg, dev = self.cfg, self.device
+        B, num_classes = cfg.optim.batch_size, train_ds.num_classes
+        mix = cfg.reg.mixup_alpha > 0
+        # type-1 mixup draws two batches per step: the loader yields 2B images, an epoch 2N
+        two_batches = mix and cfg.reg.mixup_type == 1
+        loader = loader_for(
+            train_ds,
+            2 * B if two_batches else B,
+            True,
+            cfg.data.num_workers,
+            cfg.seed * 1000 + epoch,
+            2 if two_batches else 1,
+        )
+        total_steps = steps_per_epoch * cfg.optim.epochs
+        uses_dropblock = set_keep_prob(model, 1.0) > 0
+        model.train()
+        t0 = time.perf_counter()
+        running = torch.zeros((), device=dev)
+        seen = 0
+        lr = 0.0
+        bar = tqdm(
+            loader,
+            desc=f"epoch {epoch + 1}/{cfg.optim.epochs}",
+            leave=False,
+            disable=not self.progress,
+            total=steps_per_epoch,
+        )
+        for i, (x, y, idx) in enumerate(bar):
+            if i >= steps_per_epoch:
+                break
+            step = epoch * steps_per_epoch + i
+            lr = learning_rate(step, total_steps, steps_per_epoch, cfg.optim)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            if uses_dropblock:
+                set_keep_prob(model, keep_prob(step, total_steps, cfg.reg.dropblock_keep_prob))
+            x = x.to(dev, non_blocking=True)
+            y = y.to(dev, non_blocking=True)
+            parts = [x, F.one_hot(y, num_classes).float()]
+            if teacher is not None:
+                parts.append(teacher[idx.to(dev)])
+            if mix:
+                lam = sample_lambda(B, cfg.reg.mixup_alpha, dev, self.mix_gen)
+                parts = mixup_pairs(parts, lam, cfg.reg.mixup_type)
+            x, target = parts[0], smooth(parts[1], cfg.reg.label_smoothing)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.amp):
+                logits = model(x)
+            loss = soft_cross_entropy(logits, target)
+            if teacher is not None:
+                loss = loss + distillation(logits, parts[2], cfg.reg.kd_temperature)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            running += loss.detach()
+            seen += x.shape[0]
+            if self.progress and i % 20 == 0:
+                bar.set_postfix(loss=f"{running.item() / (i + 1):.3f}", lr=f"{lr:.3g}")
+        bar.close()
+        train_loss = running.item() / max(1, steps_per_epoch)
+        if not math.isfinite(train_loss):
+            raise TrainingDiverged(f"training loss is {train_loss} at epoch {epoch + 1}")
+        elapsed = time.perf_counter() - t0
+        return {"loss": train_loss, "lr": lr, "epoch_time_s": elapsed, "train_images_per_s": seen / max(elapsed, 1e-9)}

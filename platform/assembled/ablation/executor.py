@@ -1,0 +1,117 @@
+"""Ray: start or join a cluster, run a stage of trials through Tune, time architectures alone
+on a node, and stop. Knows nothing of MLflow or YAML; trials arrive as typed specs.
+
+A stage is one ``Tuner`` over the stage's trials (as many at once as the cluster fits), with
+Tune's failure config retrying trials whose worker died. Interrupts reach the runner as
+:class:`~.interrupts.Interrupted` (see interrupts.py); :meth:`RayExecutor.stop` then ends the
+trials by disconnecting (a local Ray this command started is shut down).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from . import interrupts
+from .trial import TrialSpec
+
+
+@dataclass
+class Outcome:
+    status: Literal["finished", "failed"]
+    run_id: str | None
+    reason: str = ""
+
+
+class RayExecutor:
+    def __init__(self, address: str | None, storage: Path) -> None:
+        self.address = address or os.environ.get("RAY_ADDRESS")
+        self.storage = storage
+        self.connected = False  # this executor called ray.init
+        self.local = False  # ... and started the Ray it runs on
+
+    def start(self) -> None:
+        import ray
+
+        if ray.is_initialized():
+            return
+        if self.address:
+            ray.init(address=self.address, log_to_driver=True)
+        else:
+            tmp = Path(os.environ.get("ASSEMBLED_RAY_TMP", "/tmp/assembled-ray"))
+            ray.init(
+                include_dashboard=False,
+                _temp_dir=str(tmp),
+                log_to_driver=False,
+                runtime_env={"env_vars": {"PYTHONWARNINGS": "ignore"}},
+            )
+            self.local = True
+        self.connected = True
+        interrupts.install()  # ray.init replaced the SIGTERM handler
+
+    def nodes(self) -> list[dict[str, float]]:
+        import ray
+
+        return [dict(n["Resources"]) for n in ray.nodes() if n.get("Alive")]
+
+    def run_stage(
+        self, specs: list[TrialSpec], resources: dict[str, float], max_failures: int, name: str
+    ) -> dict[str, Outcome]:
+        from ray import tune
+
+        from .progress import TrialLines
+        from .trial import run_trial
+
+        tuner = tune.Tuner(
+            tune.with_resources(run_trial, {k.lower(): v for k, v in resources.items()}),
+            param_space={"trial": tune.grid_search(specs)},
+            run_config=tune.RunConfig(
+                name=name,
+                storage_path=str(self.storage.resolve()),
+                failure_config=tune.FailureConfig(max_failures=max_failures),
+                verbose=0,
+                callbacks=[TrialLines()],
+            ),
+            tune_config=tune.TuneConfig(reuse_actors=False),
+        )
+        outcomes: dict[str, Outcome] = {}
+        for res in tuner.fit():
+            spec = (res.config or {}).get("trial")
+            if spec is None:
+                continue
+            m = res.metrics or {}
+            if res.error is None and m.get("finished") and not m.get("failed"):
+                outcomes[spec.row] = Outcome("finished", m.get("run_id") or spec.run_id)
+            else:
+                reason = m.get("reason") or (_last_line(res.error) if res.error else "the trial reported no result")
+                outcomes[spec.row] = Outcome("failed", spec.run_id, reason)
+        for spec in specs:
+            outcomes.setdefault(spec.row, Outcome("failed", spec.run_id, "Ray returned no result for this trial"))
+        return outcomes
+
+    def measure_throughput(self, jobs: dict, reference: dict, reference_size: int, batch: int, repeats: int, gpu: bool):
+        """Every job's throughput, timed in one task that holds a whole node (all its CPUs, or a
+        GPU), after training, so no other trial shares the device while it is timed."""
+        import ray
+
+        from ..evaluation.throughput import measure_architectures
+
+        nodes = [n for n in self.nodes() if not gpu or n.get("GPU", 0) >= 1]
+        cpus = max((n.get("CPU", 1) for n in nodes), default=1)
+        task = ray.remote(measure_architectures).options(num_cpus=cpus, num_gpus=1 if gpu else 0, max_retries=1)
+        device = "cuda" if gpu else "cpu"
+        return ray.get(task.remote(jobs, reference, reference_size, batch, repeats, device, int(cpus)))
+
+    def stop(self) -> None:
+        import ray
+
+        if self.connected:
+            ray.shutdown()
+            self.connected = False
+
+
+def _last_line(error: BaseException) -> str:
+    lines = [ln.strip() for ln in str(error).strip().splitlines() if ln.strip()]
+    return (lines[-1] if lines else type(error).__name__)[:300]

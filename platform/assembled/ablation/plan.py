@@ -1,0 +1,223 @@
+"""The plan of an ablation: a table x profile resolved into typed trial configs, their KD
+teachers, which rows are wanted and why, what each wanted row needs (run, re-evaluate, skip),
+and a trial's resources checked against a cluster's nodes.
+
+Pure: no Ray and no MLflow (only the data source is looked at on disk), so ``assembled plan``
+and the tests can check every table x profile without a cluster or a tracking store. The
+executor and the recorder take a :class:`Plan` and never re-validate it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from ..config_io import ConfigError
+from ..data.folder import DataError
+from ..data.preflight import check_source
+from ..evaluation.suite import EvalConfig
+from ..training import TrainConfig
+from .external_teachers import external_teachers
+from .profiles import Profile, Resources, eval_config, load_profiles, train_config
+from .spec import ResolvedRow, Table, load_table, table_path
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@dataclass
+class PlannedRow:
+    row: ResolvedRow
+    cfg: TrainConfig
+    teacher: str | None = None  # row id of its KD teacher
+    wanted: bool = False
+
+    @property
+    def id(self) -> str:
+        return self.row.id
+
+
+@dataclass
+class Plan:
+    path: Path
+    table: Table
+    profile_name: str
+    profile: Profile
+    data: str | None
+    rows: dict[str, PlannedRow]  # the table's rows, then extra teacher rows
+    table_rows: list[str]
+    eval_cfg: EvalConfig
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def experiment(self) -> str:
+        return self.path.stem
+
+    @property
+    def hashes(self) -> dict[str, str]:
+        return {rid: r.cfg.config_hash() for rid, r in self.rows.items()}
+
+    @property
+    def wanted(self) -> list[str]:
+        return [rid for rid, r in self.rows.items() if r.wanted]
+
+    @property
+    def shown(self) -> list[ResolvedRow]:
+        """Rows the summary shows: every wanted row, the table's first, then teachers from elsewhere."""
+        return [r.row for r in self.rows.values() if r.wanted]
+
+    def students_of(self, rid: str) -> list[str]:
+        return [s for s, r in self.rows.items() if r.teacher == rid]
+
+
+def build_plan(
+    spec: str,
+    profile: str = "cpu",
+    data: str | None = None,
+    rows: list[str] | None = None,
+    ablations_dir: Path | None = None,
+) -> Plan:
+    """Everything validated before anything runs; a bad table, profile or data source raises
+    :class:`ConfigError` naming the file, row and key (or the data path)."""
+    ablations_dir = ablations_dir or ROOT / "ablations"
+    path = table_path(spec, ablations_dir)
+    table, resolved = load_table(path)
+    profiles_path = ablations_dir / "profiles.yaml"
+    profiles = load_profiles(profiles_path)
+    if profile not in profiles:
+        raise ConfigError(f"{profiles_path}: no profile {profile!r}; have {', '.join(profiles)}")
+    prof = profiles[profile]
+    if rows:
+        missing = set(rows) - {r.id for r in resolved}
+        if missing:
+            have = ", ".join(r.id for r in resolved)
+            raise ConfigError(f"{path}: no row(s) {', '.join(sorted(missing))}; the table has {have}")
+    extra, teacher_of = external_teachers(path, resolved, ablations_dir)
+    planned = {r.id: PlannedRow(r, train_config(r, table, prof, data)) for r in resolved + extra}
+    for rid, teacher in teacher_of.items():
+        planned[rid].teacher = _substitute(teacher, prof, profile, planned, profiles_path)
+    bind_teachers(planned, path)
+    for rid in wanted_closure(planned, rows or [r.id for r in resolved]):
+        planned[rid].wanted = True
+    plan = Plan(path, table, profile, prof, data, planned, [r.id for r in resolved], eval_config(prof))
+    check_data(plan)
+    return plan
+
+
+def _substitute(teacher: str, prof: Profile, name: str, rows: dict[str, PlannedRow], where: Path) -> str:
+    """A profile's teacher substitute applies to tables that have the teacher row; its
+    substitute must then be a row of the table too."""
+    sub = prof.teachers.get(teacher)
+    if sub is None:
+        return teacher
+    if sub not in rows:
+        raise ConfigError(f"{where}: profile {name}: key 'teachers.{teacher}': row {sub} is not in this table")
+    return sub
+
+
+def bind_teachers(rows: dict[str, PlannedRow], path: Path) -> None:
+    """Make each student's identity include its teacher's, teachers first (a teacher may be a student)."""
+    bound: set[str] = set()
+    while len(bound) < len(rows):
+        progress = False
+        for rid, r in rows.items():
+            if rid in bound or (r.teacher and r.teacher not in bound):
+                continue
+            if r.teacher:
+                teacher_hash = rows[r.teacher].cfg.config_hash()
+                r.cfg = r.cfg.model_copy(update={"reg": r.cfg.reg.model_copy(update={"teacher": teacher_hash})})
+            bound.add(rid)
+            progress = True
+        if not progress:
+            raise ConfigError(f"{path}: KD teachers form a cycle among rows {', '.join(sorted(set(rows) - bound))}")
+
+
+def wanted_closure(rows: dict[str, PlannedRow], requested: list[str]) -> set[str]:
+    """The requested rows and every teacher up their chains (G -> T -> S pulls in T and G)."""
+    wanted: set[str] = set()
+    stack = list(requested)
+    while stack:
+        rid = stack.pop()
+        if rid in wanted:
+            continue
+        wanted.add(rid)
+        if rows[rid].teacher:
+            stack.append(rows[rid].teacher)
+    return wanted
+
+
+def check_data(plan: Plan) -> None:
+    """Each distinct data source of the wanted rows, once, with the smallest batch that reads it."""
+    seen: dict[str, tuple[TrainConfig, int]] = {}
+    for rid in plan.wanted:
+        cfg = plan.rows[rid].cfg
+        key = cfg.data.model_dump_json(include={"kind", "path", "limit_per_class", "val_limit_per_class"})
+        if key not in seen or cfg.optim.batch_size > seen[key][1]:
+            seen[key] = (cfg, cfg.optim.batch_size)
+    for cfg, batch in seen.values():
+        try:
+            check_source(cfg.data, batch)
+        except DataError as e:
+            origin = "--data" if plan.data else f"profile {plan.profile_name}: key 'data.path'"
+            raise ConfigError(f"{origin}: {e}") from None
+
+
+Action = Literal["run", "re-evaluate", "skip"]
+
+
+@dataclass
+class Decision:
+    action: Action
+    why: str
+
+
+def decide(plan: Plan, finished: dict[str, str | None], rerun: bool) -> dict[str, Decision]:
+    """What each wanted row needs, given the eval identity (tag eval_hash) of its finished run."""
+    eval_id = plan.eval_cfg.identity()
+    out: dict[str, Decision] = {}
+    for rid in plan.wanted:
+        if rid not in finished:
+            out[rid] = Decision("run", "no finished run with this config hash")
+        elif rerun:
+            out[rid] = Decision("run", "--rerun: trained afresh into a new run")
+        elif finished[rid] != eval_id:
+            out[rid] = Decision(
+                "re-evaluate",
+                "evaluated with other settings or another generation of corrupted images "
+                "(its mCE/mFR would not compare with new rows)",
+            )
+        else:
+            out[rid] = Decision("skip", "finished with this config hash and evaluation")
+    return out
+
+
+def fit_resources(
+    profile: str, request: Resources, nodes: list[dict[str, float]], started_here: bool
+) -> tuple[dict[str, float], str | None]:
+    """A trial's Ray resources, and a note when they were fitted to this machine.
+
+    GPUs are asked for only where the cluster has them. A request no node can meet would wait
+    for ever; a local Ray this command started is fitted to the machine (with a note), anything
+    else is an error naming the profile, the request and the nodes.
+    """
+    use_gpu = request.gpu > 0 and any(n.get("GPU", 0) > 0 for n in nodes)
+    need = {"CPU": float(request.cpu), **({"GPU": float(request.gpu)} if use_gpu else {})}
+    if any(all(n.get(k, 0) >= v for k, v in need.items()) for n in nodes):
+        return need, None
+    largest = max(nodes, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={})
+    have = {k: largest.get(k, 0) for k in need}
+    if not started_here:
+        raise ConfigError(
+            f"profile {profile}: a trial asks for {_fmt(need)}, but the largest node of the cluster has "
+            f"{_fmt(have)}; lower 'resources' in profiles.yaml or add a larger node"
+        )
+    fitted = {k: min(v, have[k]) for k, v in need.items() if have[k] > 0}
+    note = (
+        f"profile {profile} asks for {_fmt(need)} per trial; this machine has {_fmt(have)}: "
+        f"each trial gets {_fmt(fitted)}"
+    )
+    return fitted, note
+
+
+def _fmt(res: dict[str, float]) -> str:
+    return ", ".join(f"{v:g} {k}" for k, v in res.items()) or "nothing"

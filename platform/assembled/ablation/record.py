@@ -1,0 +1,215 @@
+"""Everything an ablation writes to MLflow: the parent run of an invocation, a child run per
+row, their statuses, the table manifest and the summary.
+
+Per-row state lives in the tracking store, not in the working directory: a row's run is found
+by its tags (row + config hash) in the table's experiment, so deleting or switching stores
+never points a row at a run of another store. Statuses stay true under faults: runs waiting for
+a slot are SCHEDULED, a trial sets its run RUNNING, an interrupted invocation marks what it had
+in flight KILLED, and the next invocation marks runs whose driver process is gone KILLED too.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from mlflow.entities import Run
+
+from ..tracking import open_run
+from ..tracking.store import client as make_client
+from ..tracking.store import ensure_experiment, retry_locked
+from .plan import Plan
+from .summary import build_summary, latest_runs
+
+UNFINISHED = ("RUNNING", "SCHEDULED")
+
+
+def _process_start(pid: int) -> str | None:
+    """Start time of a process (clock ticks since boot), or None when there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def driver_tags() -> dict[str, str]:
+    pid = os.getpid()
+    return {"driver.host": socket.gethostname(), "driver.pid": str(pid), "driver.started": _process_start(pid) or ""}
+
+
+def driver_gone(tags: dict[str, str]) -> bool:
+    """True when the run's driver ran on this host and that process no longer exists (a reused
+    pid has another start time). Drivers on other hosts cannot be judged from here."""
+    if tags.get("driver.host") != socket.gethostname() or not tags.get("driver.pid"):
+        return False
+    started = _process_start(int(tags["driver.pid"]))
+    return started is None or started != tags.get("driver.started")
+
+
+@dataclass
+class Recorder:
+    plan: Plan
+    uri: str
+    workdir: Path
+    experiment_id: str = ""
+    parent_id: str = ""
+    children: dict[str, str] = field(default_factory=dict)  # row -> run id used by this invocation
+
+    def __post_init__(self) -> None:
+        self.client = make_client(self.uri)
+
+    # -- the parent ---------------------------------------------------------------------
+    def open(self) -> str:
+        plan = self.plan
+        self.experiment_id = ensure_experiment(plan.experiment, self.uri)
+        self.reap_orphans()
+        tags = {
+            "table": str(plan.table.table),
+            "profile": plan.profile_name,
+            "kind": "ablation",
+            "data": plan.data or "profile default",
+            "profile_description": plan.profile.description,
+            **driver_tags(),
+        }
+        name = f"{plan.experiment} ({plan.profile_name})"
+        parent = retry_locked(lambda: self.client.create_run(self.experiment_id, run_name=name, tags=tags))
+        self.parent_id = parent.info.run_id
+        retry_locked(lambda: self.client.log_dict(self.parent_id, manifest(plan), "table.json"))
+        return self.parent_id
+
+    def reap_orphans(self) -> list[str]:
+        """Mark KILLED the runs an earlier driver left RUNNING or SCHEDULED when it died (kill -9)."""
+        runs = retry_locked(
+            lambda: self.client.search_runs([self.experiment_id], "", max_results=5000, order_by=["start_time DESC"])
+        )
+        open_runs = [r for r in runs if r.info.status in UNFINISHED]
+        alive_parents = {
+            r.info.run_id for r in open_runs if r.data.tags.get("kind") == "ablation" and not driver_gone(r.data.tags)
+        }
+        reaped = []
+        for r in open_runs:
+            tags = r.data.tags
+            if tags.get("kind") == "ablation" and r.info.run_id not in alive_parents:
+                why = f"driver process {tags.get('driver.pid')} on {tags.get('driver.host')} is gone (killed?)"
+            elif tags.get("kind") == "trial" and tags.get("mlflow.parentRunId") not in alive_parents:
+                why = f"its invocation (parent run {tags.get('mlflow.parentRunId', '?')}) ended or its driver is gone"
+            else:
+                continue
+            self.kill(r.info.run_id, f"{why}; marked KILLED by the next invocation")
+            reaped.append(r.info.run_id)
+        if reaped:
+            print(f"{self.plan.experiment}: marked {len(reaped)} run(s) KILLED whose driver is gone")
+        return reaped
+
+    # -- children -------------------------------------------------------------------------
+    def latest(self) -> dict[str, Run]:
+        """Newest run per row with the current config hash, any status."""
+        return latest_runs(self.client, self.experiment_id, self.plan.hashes)
+
+    def finished(self) -> dict[str, Run]:
+        return {rid: r for rid, r in self.latest().items() if r.info.status == "FINISHED"}
+
+    def child(self, rid: str, fresh: bool) -> str:
+        """The run a row's trial logs into, SCHEDULED under this invocation's parent: its newest
+        run of this config hash when that is unfinished or being re-evaluated (so an
+        interrupted row continues its own run), else a new run."""
+        prev = None if fresh else self.latest().get(rid)
+        if prev is not None:
+            run_id = prev.info.run_id
+            old_parent = prev.data.tags.get("mlflow.parentRunId", "")
+            retry_locked(lambda: self.client.set_tag(run_id, "resumed_from_parent", old_parent))
+            retry_locked(lambda: self.client.set_tag(run_id, "mlflow.parentRunId", self.parent_id))
+        else:
+            prow = self.plan.rows[rid]
+            run_id = open_run(
+                prow.cfg,
+                self.plan.experiment,
+                rid,
+                parent_run_id=self.parent_id,
+                tags=self.child_tags(rid),
+                uri=self.uri,
+            ).run_id
+        retry_locked(lambda: self.client.update_run(run_id, status="SCHEDULED"))
+        self.children[rid] = run_id
+        return run_id
+
+    def child_tags(self, rid: str) -> dict[str, str]:
+        prow, plan = self.plan.rows[rid], self.plan
+        return {
+            "row": rid,
+            "table": str(plan.table.table),
+            "profile": plan.profile_name,
+            "kind": "trial",
+            "reference": str(prow.row.reference).lower(),
+            **({"kd_teacher": prow.teacher} if prow.teacher else {}),
+        }
+
+    def fail(self, run_id: str, reason: str) -> None:
+        retry_locked(lambda: self.client.set_tag(run_id, "failure_reason", reason[:5000]))
+        retry_locked(lambda: self.client.set_terminated(run_id, status="FAILED"))
+
+    def kill(self, run_id: str, reason: str) -> None:
+        retry_locked(lambda: self.client.set_tag(run_id, "failure_reason", reason[:5000]))
+        retry_locked(lambda: self.client.set_terminated(run_id, status="KILLED"))
+
+    def block(self, rid: str, reason: str) -> None:
+        """A row that cannot run (its teacher failed) still leaves a FAILED run that says why."""
+        self.fail(self.child(rid, fresh=False), reason)
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], tags: dict[str, str]) -> None:
+        from ..tracking.callback import MlflowCallback
+
+        MlflowCallback(self.client, run_id).log_metrics(metrics, 0)
+        for k, v in tags.items():
+            retry_locked(lambda k=k, v=v: self.client.set_tag(run_id, k, v))
+
+    # -- the end ---------------------------------------------------------------------------
+    def close(self, status: str, failed: dict[str, str], reason: str = "") -> pd.DataFrame:
+        """Summary, then the parent's final status. With KILLED, every child this invocation left
+        SCHEDULED or RUNNING is KILLED too (after the executor stopped them)."""
+        if status == "KILLED":
+            for run_id in self.children.values():
+                if retry_locked(lambda run_id=run_id: self.client.get_run(run_id)).info.status in UNFINISHED:
+                    self.kill(run_id, reason or "interrupted")
+        summary = build_summary(self.plan.shown, self.latest(), self.plan.table.baseline)
+        out = self.workdir / "summary.csv"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        summary.to_csv(out, index=False)
+        retry_locked(lambda: self.client.log_artifact(self.parent_id, str(out)))
+        if failed:
+            retry_locked(lambda: self.client.set_tag(self.parent_id, "failed_rows", ",".join(sorted(failed))))
+        if reason:
+            retry_locked(lambda: self.client.set_tag(self.parent_id, "failure_reason", reason))
+        retry_locked(lambda: self.client.set_terminated(self.parent_id, status=status))
+        return summary
+
+
+def manifest(plan: Plan) -> dict:
+    """What the table asked for, so readers of MLflow alone (dashboards) know every row and the paper."""
+    hashes = plan.hashes
+    return {
+        "table": str(plan.table.table),
+        "title": plan.table.title,
+        "baseline": plan.table.baseline,
+        "profile": plan.profile_name,
+        "profile_description": plan.profile.description,
+        "data": plan.data or "profile default",
+        "rows": [
+            {
+                "id": r.id,
+                "title": r.row.title,
+                "reference": r.row.reference,
+                "paper_epochs": r.row.epochs,
+                "epochs": r.cfg.optim.epochs,
+                "teacher": r.teacher,
+                "config_hash": hashes[r.id],
+                "requested": r.wanted,
+                "paper": r.row.paper.model_dump(),
+            }
+            for r in plan.rows.values()
+        ],
+    }
