@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_CIFAR = ROOT.parent / "shared" / "data" / "cifar10"
@@ -40,3 +43,22 @@ def cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subproc
     exe = Path(sys.executable).parent / "assembled"
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([str(exe), *args], cwd=cwd, env=full_env, capture_output=True, text=True)
+
+
+@pytest.fixture
+def ablation_env(tmp_path, monkeypatch, mlflow_uri):
+    monkeypatch.chdir(tmp_path)
+    # Ray's socket paths must stay under 107 bytes: a short temp dir, removed afterwards
+    ray_tmp = tempfile.mkdtemp(prefix="ar", dir="/tmp")
+    monkeypatch.setenv("ASSEMBLED_RAY_TMP", ray_tmp)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    root = tmp_path / "ablations"
+    root.mkdir()
+    shutil.copy(ROOT / "ablations" / "profiles.yaml", root / "profiles.yaml")
+    yield tmp_path, root, MlflowClient(mlflow_uri)
+    shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def children(client, experiment: str) -> list:
+    exp = client.get_experiment_by_name(experiment)
+    return client.search_runs([exp.experiment_id], "tags.kind = 'trial'", max_results=1000)

@@ -8,37 +8,16 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
 
 from assembled.ablation.profiles import eval_config, load_profiles
 from assembled.ablation.runner import run_ablation
 from assembled.ablation.spec import load_table
 from assembled.config_io import ConfigError
 
-from .conftest import ROOT, cli
-
-
-@pytest.fixture
-def ablation_env(tmp_path, monkeypatch, mlflow_uri):
-    monkeypatch.chdir(tmp_path)
-    # Ray's socket paths must stay under 107 bytes: a short temp dir, removed afterwards
-    ray_tmp = tempfile.mkdtemp(prefix="ar", dir="/tmp")
-    monkeypatch.setenv("ASSEMBLED_RAY_TMP", ray_tmp)
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    root = tmp_path / "ablations"
-    root.mkdir()
-    shutil.copy(ROOT / "ablations" / "profiles.yaml", root / "profiles.yaml")
-    yield tmp_path, root, MlflowClient(mlflow_uri)
-    shutil.rmtree(ray_tmp, ignore_errors=True)
-
-
-def children(client, experiment: str) -> list:
-    exp = client.get_experiment_by_name(experiment)
-    return client.search_runs([exp.experiment_id], "tags.kind = 'trial'", max_results=1000)
+from .conftest import ROOT, children, cli
 
 
 @pytest.mark.slow

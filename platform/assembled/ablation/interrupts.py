@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
-_state = {"raised": False, "active": False}
+_state: dict = {"raised": False, "active": False, "signum": None}
 
 
 class Interrupted(KeyboardInterrupt):
@@ -37,8 +37,16 @@ def _handler(signum: int, frame) -> None:
     if _state["raised"]:
         print("still stopping trials and recording them as KILLED; one moment", file=sys.stderr, flush=True)
         return
-    _state["raised"] = True
+    _state.update(raised=True, signum=signum)
     raise Interrupted(signum)
+
+
+def as_interrupted(e: KeyboardInterrupt) -> Interrupted:
+    """The signal behind a KeyboardInterrupt. Ray's compiled core can surface our handler's
+    exception as a plain KeyboardInterrupt; the signal we received is recorded here."""
+    if isinstance(e, Interrupted):
+        return e
+    return Interrupted(_state["signum"] or signal.SIGINT)
 
 
 def install() -> None:
@@ -53,7 +61,7 @@ def interruptible() -> Iterator[None]:
     old = {s: signal.getsignal(s) for s in SIGNALS}
     previous_env = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
-    _state.update(raised=False, active=True)
+    _state.update(raised=False, active=True, signum=None)
     install()
     try:
         yield

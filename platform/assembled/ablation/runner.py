@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..tracking.store import tracking_uri
 from .executor import RayExecutor
-from .interrupts import Interrupted, interruptible
+from .interrupts import as_interrupted, interruptible
 from .plan import ROOT, Decision, Plan, build_plan, decide, fit_resources
 from .profiles import scaled_size
 from .record import Recorder
@@ -82,9 +82,10 @@ class _Run:
             self._stages(decisions)
             self._throughput()
             status = "FINISHED"
-        except Interrupted as e:
-            status, reason = "KILLED", f"interrupted by {e}: run the same command to resume"
-            raise
+        except KeyboardInterrupt as e:
+            stop = as_interrupted(e)
+            status, reason = "KILLED", f"interrupted by {stop}: run the same command to resume"
+            raise stop from None
         except BaseException as e:
             reason = f"{type(e).__name__}: {e}"[:2000]
             raise

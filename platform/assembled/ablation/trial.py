@@ -62,6 +62,20 @@ def _start(spec: TrialSpec) -> None:
         retry_locked(lambda: c.delete_tag(spec.run_id, "failure_reason"))
 
 
+def _fetch_checkpoint(spec: TrialSpec, workdir: Path) -> None:
+    """A run being re-evaluated whose checkpoint is not in this folder (``runs/`` deleted, another
+    node) takes the final checkpoint its training logged as an artifact."""
+    from ..tracking.store import client, retry_locked
+    from ..training.checkpoint import LAST
+
+    if (workdir / LAST).exists():
+        return
+    c = client(spec.uri)
+    if f"checkpoint/{LAST}" in {a.path for a in retry_locked(lambda: c.list_artifacts(spec.run_id, "checkpoint"))}:
+        got = Path(c.download_artifacts(spec.run_id, f"checkpoint/{LAST}", str(workdir)))
+        got.replace(workdir / LAST)
+
+
 def run_trial(config: dict) -> None:
     from ray import tune
 
@@ -76,6 +90,7 @@ def run_trial(config: dict) -> None:
     cfg = spec.cfg.model_copy(update={"threads": spec.threads})
     run = TrackedRun(spec.run_id, spec.experiment_id, spec.uri)
     _start(spec)
+    _fetch_checkpoint(spec, workdir)
     after = suite_after_training(cfg, eval_cfg=spec.eval_cfg, throughput=False)
     try:
         result = train_tracked(cfg, run, workdir, [_Report(spec.row, cfg.optim.epochs, workdir)], after, progress=False)

@@ -59,8 +59,20 @@ def schema_lock(uri: str) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+_schema_ready: set[str] = set()
+
+
 def client(uri: str | None = None) -> MlflowClient:
-    return MlflowClient(tracking_uri=uri or tracking_uri())
+    """A client; its first use of a SQLite store in this process (which may create the schema)
+    happens under :func:`schema_lock`."""
+    uri = uri or tracking_uri()
+    if not uri.startswith("sqlite:///") or uri in _schema_ready:
+        return MlflowClient(tracking_uri=uri)
+    with schema_lock(uri):
+        c = MlflowClient(tracking_uri=uri)
+        retry_locked(lambda: c.search_experiments(max_results=1))
+    _schema_ready.add(uri)
+    return c
 
 
 def ensure_experiment(name: str, uri: str | None = None) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +32,14 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
     if not path.exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols before refusing
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        # torch's message is a page long; its first line names what the file asked for
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise ValueError(f"{path}: refused to load: not a plain weights file ({first})") from None
+        # torch's message is a page that suggests weights_only=False; keep only what it found
+        found = re.search(r"WeightsUnpickler error:\s*(.+)", str(e))
+        what = found.group(1).strip().splitlines()[0][:200] if found else "not tensors and plain values"
+        raise ValueError(f"{path}: refused to load: it holds more than weights and could run code ({what})") from None
     except Exception as e:  # torch raises many types for a bad file
         raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e)[:200]})") from None
     if not isinstance(state, dict):
