@@ -19,13 +19,13 @@ from .conftest import cli
 
 EXE = Path(sys.executable).parent / "assembled"
 
-# smoke scales epochs by 1/1000: A trains 1 epoch, B and C 200 (long enough to interrupt)
+# smoke scales epochs by 1/100: A trains 1 epoch, B and C 200 (long enough to interrupt)
 INTERRUPTED = """
 table: intr
 title: interrupts
 rows:
   - {id: A, model: resnet50, epochs: 120, input_size: 224}
-  - {id: B, model: resnet50d, epochs: 200000, input_size: 224}
+  - {id: B, model: resnet50d, epochs: 20000, input_size: 224}
   - {id: C, base: B, reg: {label_smoothing: 0.1}}
 """
 
@@ -97,8 +97,10 @@ def test_kill9_ctrl_c_sigterm_then_resume(ablation_env):
     _wait(lambda: _parent_of(2, client)() is not None, p2, "a second parent")
     second = _parent_of(2, client)().info.run_id
     _wait(
-        lambda: any(r.data.tags["row"] == "A" and r.info.status == "FINISHED" for r in _runs(client, "intr", "trial"))
-        and running_under(second, {"B", "C"}),
+        lambda: (
+            any(r.data.tags["row"] == "A" and r.info.status == "FINISHED" for r in _runs(client, "intr", "trial"))
+            and running_under(second, {"B", "C"})
+        ),
         p2,
         "A finished and B, C ran",
     )

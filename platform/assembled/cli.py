@@ -21,12 +21,27 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _row_model(name: str) -> tuple[object, int | None]:
+    """``table02:C2`` (or ``2:C2``, ``mine.yaml:A``) -> that row's model and evaluation size."""
+    from .ablation.plan import ROOT
+    from .ablation.spec import load_table, table_path
+
+    spec, row_id = name.rsplit(":", 1)
+    path = table_path(spec, ROOT / "ablations")
+    _, rows = load_table(path)
+    row = next((r for r in rows if r.id == row_id), None)
+    if row is None:
+        raise ConfigError(f"{path}: no row {row_id}; the table has {', '.join(r.id for r in rows)}")
+    return row.model, row.input_size
+
+
 def cmd_profile(args: argparse.Namespace) -> int:
     from .evaluation import count_macs, count_params
     from .models import build_model, default_input_size
 
-    size = args.input_size or default_input_size(args.name)
-    model = build_model(args.name, num_classes=args.num_classes)
+    spec, row_size = _row_model(args.name) if ":" in args.name else (args.name, None)
+    size = args.input_size or row_size or default_input_size(spec)
+    model = build_model(spec, num_classes=args.num_classes)
     out = {"model": args.name, "input_size": size, "params": count_params(model), "macs": count_macs(model, size)}
     if args.throughput:
         from .evaluation.throughput import measure_throughput
@@ -76,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_models)
 
     s = sub.add_parser("profile", help="params and MACs (and throughput) of a model")
-    s.add_argument("name")
+    s.add_argument("name", help="a registered name (assembled models) or a table row, e.g. table02:C2")
     s.add_argument("--input-size", type=int)
     s.add_argument("--num-classes", type=int, default=1000)
     s.add_argument("--json", action="store_true")

@@ -80,7 +80,10 @@ def train_config(
     multiple = 8 if cfg_model.arch == "resnet" else 2
     train_px = scaled_size(row.input_size if row.reference else row.train_size, profile, multiple)
     eval_px = scaled_size(row.input_size, profile, multiple)
-    data = {**profile.data, "image_size": train_px, "eval_size": eval_px, "autoaugment": row.autoaugment}
+    aa = row.autoaugment
+    data = {**profile.data, "image_size": train_px, "eval_size": eval_px, "autoaugment": bool(aa)}
+    if isinstance(aa, str):
+        data["autoaugment_policy"] = aa
     data.setdefault("source_size", max(train_px, eval_px))
     data["source_size"] = max(data["source_size"], train_px, eval_px)
     if data_override:

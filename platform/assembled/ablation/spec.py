@@ -54,7 +54,9 @@ class Row(BaseModel):
     reg: dict[str, Any] | None = None
     optim: dict[str, Any] | None = Field(None, description="OptimConfig overrides on top of the profile's")
     kd: Teacher | None = None
-    autoaugment: bool | None = None
+    autoaugment: bool | Literal["official", "torchvision"] | None = Field(
+        None, description="true = the official code's policy (the paper's rows); or name the implementation"
+    )
     epochs: int | None = Field(None, ge=1, description="the paper's epochs (scaled by the profile)")
     input_size: int | None = Field(None, ge=16, description="the paper's evaluation size")
     train_size: int | None = Field(None, ge=16, description="the paper's training crop (default 224)")
@@ -81,7 +83,7 @@ class ResolvedRow(BaseModel):
     reg: dict[str, Any]
     optim: dict[str, Any]
     kd: Teacher | None
-    autoaugment: bool
+    autoaugment: bool | Literal["official", "torchvision"]
     epochs: int
     input_size: int
     train_size: int

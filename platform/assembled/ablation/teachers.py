@@ -71,7 +71,7 @@ def ensure_logits(
         model = build_model(teacher_cfg.model, num_classes=state["num_classes"])
         model.load_state_dict(state["model"])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    logits = _finite(compute_teacher_logits(model, student.data, device))
+    logits = _finite(compute_teacher_logits(model, student.data, device, teacher_cfg.data.eval_crop))
     save_logits(logits, local)
     retry_locked(lambda: client.log_artifact(teacher_run_id, str(local), "teacher_logits"))
     return local, True

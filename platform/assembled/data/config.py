@@ -20,6 +20,9 @@ class DataConfig(BaseModel):
     eval_size: int | None = Field(None, description="evaluation crop; defaults to image_size")
     min_crop_scale: float = Field(0.05, gt=0, le=1)
     autoaugment: bool = False
+    autoaugment_policy: Literal["official", "torchvision"] = Field(
+        "official", description="official: the Assemble-ResNet code's magnitudes; torchvision: v2.AutoAugment(IMAGENET)"
+    )
     limit_per_class: int | None = Field(None, ge=1, description="folder only: first N images per class (quick runs)")
     val_limit_per_class: int | None = Field(None, ge=1)
     num_workers: int = Field(0, ge=0)

@@ -24,7 +24,8 @@ def build_dataset(cfg: DataConfig, split: str, transform=None):
 
 
 def train_dataset(cfg: DataConfig):
-    return build_dataset(cfg, "train", train_transform(cfg.image_size, cfg.autoaugment, cfg.min_crop_scale))
+    aa = cfg.autoaugment_policy if cfg.autoaugment else None
+    return build_dataset(cfg, "train", train_transform(cfg.image_size, aa, cfg.min_crop_scale))
 
 
 def val_dataset(cfg: DataConfig, normalised: bool = True):
@@ -33,9 +34,10 @@ def val_dataset(cfg: DataConfig, normalised: bool = True):
     return build_dataset(cfg, "val", tf)
 
 
-def teacher_view(cfg: DataConfig):
-    """The training images as a teacher sees them offline: eval preprocessing, no augmentation."""
-    return build_dataset(cfg, "train", eval_transform(cfg.eval_crop))
+def teacher_view(cfg: DataConfig, size: int | None = None):
+    """The student's training images as a teacher sees them offline: eval preprocessing at the
+    teacher's crop ``size`` (resized from the same source images), no augmentation."""
+    return build_dataset(cfg, "train", eval_transform(size or cfg.eval_crop))
 
 
 __all__ = ["DataError", "build_dataset", "teacher_view", "train_dataset", "val_dataset"]

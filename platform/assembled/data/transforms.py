@@ -1,7 +1,7 @@
 """Per-image transform presets (train / eval), on uint8 tensors or PIL images.
 
-Train: RandomResizedCrop(scale 0.05-1, ratio 3/4-4/3) + horizontal flip (+ torchvision's
-ImageNet AutoAugment policy), then float and normalise. Eval: resize the short side to
+Train: RandomResizedCrop(scale 0.05-1, ratio 3/4-4/3) + horizontal flip (+ AutoAugment: the
+official code's policy by default, torchvision's as an option), then float and normalise. Eval: resize the short side to
 size/0.875 (256 for 224) and centre-crop ``size``.
 """
 
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 from torchvision.transforms import v2
+
+from .autoaugment import OfficialAutoAugment
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -19,22 +21,31 @@ def _finish() -> list:
     return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)]
 
 
-def train_transform(size: int, autoaugment: bool = False, min_scale: float = 0.05) -> v2.Compose:
+def train_transform(size: int, autoaugment: str | None = None, min_scale: float = 0.05) -> v2.Compose:
+    """``autoaugment``: None, ``official`` (the paper's rows) or ``torchvision``."""
     ops: list = [
         v2.ToImage(),
         v2.RandomResizedCrop(size, scale=(min_scale, 1.0), ratio=(3 / 4, 4 / 3), antialias=True),
         v2.RandomHorizontalFlip(),
     ]
-    if autoaugment:
+    if autoaugment == "official":
+        ops.append(OfficialAutoAugment("imagenet"))
+    elif autoaugment == "torchvision":
         ops.append(v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET))
+    elif autoaugment:
+        raise ValueError(f"autoaugment must be official or torchvision, got {autoaugment!r}")
     return v2.Compose(ops + _finish())
+
+
+def eval_resize(size: int) -> int:
+    """The short side before the centre crop, truncated as the official code does
+    (``int(size / 0.875)``: 256 for 224, 292 for 256)."""
+    return int(size / EVAL_CROP_RATIO)
 
 
 def eval_geometry(size: int) -> v2.Compose:
     """Resize + centre crop only, leaving uint8: the clean image that corruptions start from."""
-    return v2.Compose(
-        [v2.ToImage(), v2.Resize(int(round(size / EVAL_CROP_RATIO)), antialias=True), v2.CenterCrop(size)]
-    )
+    return v2.Compose([v2.ToImage(), v2.Resize(eval_resize(size), antialias=True), v2.CenterCrop(size)])
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:

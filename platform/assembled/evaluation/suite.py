@@ -35,8 +35,11 @@ from .robustness import (
 )
 from .throughput import quantized_cpu_throughput, reference_model, throughput_with_ratio
 
-# 2: timed alone on a node, min/median/max, ratio to a ResNet-50 of the row's scale
-THROUGHPUT_PROTOCOL = 2
+# what else the numbers depend on; a change re-evaluates every stored row (tag eval_hash)
+PROTOCOL = {
+    "throughput": "timed alone on a node, min/median/max, ratio to a ResNet-50 of the row's scale",
+    "eval_resize": "int(size / 0.875), as the official code",
+}
 
 
 class EvalConfig(BaseModel):
@@ -58,7 +61,7 @@ class EvalConfig(BaseModel):
         perturbed images, and the throughput protocol. Equal identities give comparable numbers."""
         d = self.model_dump(mode="json")
         d["implementation"] = [corruptions.IMPLEMENTATION, perturbations.IMPLEMENTATION]
-        d["throughput_protocol"] = THROUGHPUT_PROTOCOL
+        d["protocol"] = PROTOCOL
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -165,7 +168,9 @@ def suite_after_training(
         from ..tracking.store import retry_locked
 
         device = next(result.model.parameters()).device
-        clean = {k: result.metrics[k] for k in ("top1", "top5") if k in result.metrics} or None
+        # a run that trained now has its top-1; one only re-evaluated is measured again
+        trained_now = result.resumed_from < train_cfg.optim.epochs
+        clean = {k: result.metrics[k] for k in ("top1", "top5") if k in result.metrics} if trained_now else None
         num_classes = result.model.fc.out_features if hasattr(result.model, "fc") else train_cfg.data.num_classes
         if hasattr(result.model, "classifier"):
             num_classes = result.model.classifier[-1].out_features

@@ -45,7 +45,7 @@ class Bottleneck(nn.Module):
         mid_stride = 1 if blur_after else stride
         if cfg.sk:
             self.conv2: nn.Module = SelectiveKernel(
-                width, mid_stride, cfg.sk, cfg.sk_reduction, cfg.sk_min_width, cfg.bn_momentum
+                width, mid_stride, cfg.sk, cfg.sk_reduction, cfg.sk_min_width, cfg.bn_momentum, cfg.sk_5x5 == "dense"
             )
             self.bn2: nn.Module = nn.Identity()
             self.act2: nn.Module = nn.Identity()
@@ -84,7 +84,11 @@ def block_layer(
     drop_factory=None,
     last_relu: bool = True,
 ) -> nn.Sequential:
-    """A stage: the first block projects (always, as in the official code) and strides."""
+    """A stage: the first block projects (always, as in the official code) and strides.
+
+    ``last_relu=False`` drops the final ReLU of the last block, as BigLittleNet's big branch
+    does; the official code builds the first block apart and drops it only on the blocks after
+    it, so a one-block stage keeps its ReLU."""
     layers = []
     for i in range(blocks):
         layers.append(
@@ -95,7 +99,7 @@ def block_layer(
                 cfg,
                 shortcut_style if i == 0 else None,
                 drop_factory,
-                last_relu or i < blocks - 1,
+                last_relu or i < blocks - 1 or i == 0,
             )
         )
     return nn.Sequential(*layers)

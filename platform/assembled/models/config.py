@@ -34,6 +34,9 @@ class ModelConfig(BaseModel):
     sk: Literal["doubled_3x3", "3x3_5x5"] | None = None
     sk_reduction: int = Field(2, ge=1)
     sk_min_width: int = Field(32, ge=1)
+    sk_5x5: Literal["dilated", "dense"] = Field(
+        "dilated", description="3x3_5x5's second path: a dilated 3x3 (SKNet's, the paper's cost) or a dense 5x5"
+    )
     # anti-aliasing: filter size 0 disables; placement per Table 3
     aa_filter: Literal[0, 2, 3, 4, 5, 6, 7] = 0
     aa_maxpool: bool = False
@@ -52,6 +55,11 @@ class ModelConfig(BaseModel):
     width_mult: float = Field(1.0, gt=0, description="MobileNet width; EfficientNet: on top of the variant's")
     depth_mult: float = Field(1.0, gt=0, description="EfficientNet: block repeats on top of the variant's")
     variant: Literal["b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7"] = "b0"
+    official_tf: bool = Field(
+        False,
+        description="TF graph compatibility: 'SAME' stem max-pool padding (0 before, 1 after) and the stage-1 "
+        "ResNet-D 2x2 average pool at stride 1, so ported official checkpoints give the same logits",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
@@ -74,6 +82,16 @@ class ModelConfig(BaseModel):
                 "max-pool by its own stem module and uses its own 3x3 average-pool shortcuts"
             )
         return self
+
+    def identity(self) -> dict:
+        """The dump that identifies an architecture, without switches that change nothing here
+        (so adding a switch never changes the identity of models that do not use it)."""
+        d = self.model_dump(mode="json")
+        if self.sk != "3x3_5x5":
+            d.pop("sk_5x5")
+        if not self.official_tf:
+            d.pop("official_tf")
+        return d
 
     def block_counts(self) -> tuple[int, int, int, int]:
         if self.layers is not None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from torch import nn
 
 from .blur_pool import BlurPool2d
 from .config import ModelConfig
 from .drop_block import DropBlock2d
+from .tf_compat import SameAvgPool2x2, SameMaxPool2d
 
 
 def conv_bn(cin: int, cout: int, k: int, stride: int, cfg: ModelConfig, relu: bool = True) -> nn.Sequential:
@@ -41,7 +44,7 @@ def resnet_stem(cfg: ModelConfig) -> tuple[nn.Sequential, int]:
         if cfg.aa_maxpool:
             layers += [nn.MaxPool2d(3, 1, 1), BlurPool2d(w, cfg.aa_filter, 2)]
         else:
-            layers.append(nn.MaxPool2d(3, 2, 1))
+            layers.append(SameMaxPool2d(3, 2) if cfg.official_tf else nn.MaxPool2d(3, 2, 1))
     return nn.Sequential(*layers), w
 
 
@@ -69,4 +72,7 @@ def projection(
     layers += [nn.Conv2d(cin, cout, 1, conv_stride, bias=False), nn.BatchNorm2d(cout, momentum=cfg.bn_momentum)]
     if drop is not None:
         layers.append(drop)
+    if stride == 1 and style == "resnet_d" and cfg.official_tf:
+        # the official graph's stage-1 quirk (tf_compat.py); named, so the weights keep their keys
+        return nn.Sequential(OrderedDict([("tf_pool", SameAvgPool2x2()), *((str(i), m) for i, m in enumerate(layers))]))
     return nn.Sequential(*layers)

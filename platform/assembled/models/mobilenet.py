@@ -1,7 +1,8 @@
 """MobileNet-V1 (Howard et al. 2017), optionally with SE after each pointwise conv (Table 9).
 
-Depthwise-separable blocks; DropBlock, when on, follows the BNs of the two last (14x14 and
-7x7 at 224) stages, mirroring the ResNet placement.
+Depthwise-separable blocks; DropBlock, when on, follows the pointwise BNs of the 14x14 blocks
+(5-10 at 224, gamma scale 0.25) and the 7x7 blocks (11-12, scale 1.0), mirroring the ResNet's
+stages 3 and 4 (the official code has no MobileNet; the paper says DropBlock as for ResNet).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from .squeeze_excite import SqueezeExcite
 
 # (output channels, stride) of the 13 depthwise-separable blocks
 BLOCKS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [(1024, 2), (1024, 1)]
+# block index -> DropBlock gamma scale: the 14x14 stage (from its strided first block) and the 7x7 stage
+DROPBLOCK_SCALE = {**dict.fromkeys(range(5, 11), 0.25), 11: 1.0, 12: 1.0}
 
 
 class MobileNetV1(nn.Module):
@@ -34,7 +37,9 @@ class MobileNetV1(nn.Module):
         ]
         for i, (c, s) in enumerate(BLOCKS):
             cout = ch(c)
-            drop = [DropBlock2d(cfg.dropblock_size, 1.0)] if cfg.dropblock and i >= 6 else []
+            drop = (
+                [DropBlock2d(cfg.dropblock_size, DROPBLOCK_SCALE[i])] if cfg.dropblock and i in DROPBLOCK_SCALE else []
+            )
             layers += [
                 nn.Conv2d(cin, cin, 3, s, 1, groups=cin, bias=False),
                 nn.BatchNorm2d(cin, momentum=m),

@@ -87,8 +87,10 @@ class TrainConfig(BaseModel):
     def config_hash(self) -> str:
         """Identity of what is trained: everything except where/how fast it runs."""
         d = self.model_dump(mode="json", exclude={"device", "threads", "eval_every"})
-        d["model"] = self.model_config_resolved().model_dump(mode="json")
+        d["model"] = self.model_config_resolved().identity()
         d["data"].pop("num_workers", None)
+        if not d["data"]["autoaugment"]:  # the policy matters only when AutoAugment is on
+            d["data"].pop("autoaugment_policy", None)
         d["reg"].pop("teacher_logits", None)  # a local cache path; the temperature stays in
         blob = json.dumps(d, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

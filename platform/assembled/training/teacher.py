@@ -1,7 +1,9 @@
 """Offline teacher logits for knowledge distillation (as the paper: computed once, stored).
 
-The teacher sees the training images through eval preprocessing (no crop jitter, flip, mixup
-or AutoAugment); one N x K tensor is saved, indexed like the training set.
+The teacher sees the student's training images through eval preprocessing (no crop jitter,
+flip, mixup or AutoAugment) at the teacher's own evaluation size (an EfficientNet-B7 teacher at
+its 600 px, as the official code ran its teacher); one N x K tensor is saved, indexed like the
+training set.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from .trainer import loader_for
 
 @torch.no_grad()
 def compute_teacher_logits(
-    model: nn.Module, data: DataConfig, device: torch.device, batch_size: int = 128
+    model: nn.Module, data: DataConfig, device: torch.device, size: int | None = None, batch_size: int = 128
 ) -> torch.Tensor:
+    """``data``: the student's; ``size``: the teacher's evaluation crop (default the student's)."""
     model.eval().to(device)
-    ds = teacher_view(data)
+    ds = teacher_view(data, size)
     out = torch.empty(len(ds), ds.num_classes)
     for x, _, idx in loader_for(ds, batch_size, False, data.num_workers):
         out[idx] = model(x.to(device)).float().cpu()
