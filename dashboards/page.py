@@ -18,7 +18,8 @@ body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px auto;ma
 h1{margin-bottom:4px} .meta{color:#59636e} .warn{background:#fff8c5;border:1px solid #d4a72c;padding:8px 12px;
 border-radius:6px} table{border-collapse:collapse;font-size:13px;margin:12px 0} th,td{border:1px solid #d1d9e0;
 padding:3px 8px;text-align:right} th{background:#f6f8fa} td.l{text-align:left} .FAILED{color:#cf222e;font-weight:600}
-.RUNNING{color:#9a6700;font-weight:600} .NOT.RUN{color:#59636e} section{margin:28px 0}
+.RUNNING,.SCHEDULED{color:#9a6700;font-weight:600} .KILLED{color:#bc4c00;font-weight:600}
+.NOT.RUN{color:#59636e} section{margin:28px 0}
 """
 
 

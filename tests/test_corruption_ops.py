@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -43,15 +45,23 @@ def test_per_image_kernels_match_conv2d(images):
 
 
 @pytest.mark.parametrize("angles", [(-45.0, 0.0, 30.0), (-135.0, -90.0, 170.0)])
-def test_motion_blur_is_a_weighted_trail_of_shifts(images, angles):
-    """The one-pass kernel equals the definition: a Gaussian-weighted sum of bilinear shifts."""
+def test_motion_blur_is_imagemagicks(images, angles):
+    """The one-pass kernel equals ImageMagick's MotionBlurImage loop (MagickCore/effect.c):
+    2r+1 Gaussian taps at rounded offsets ahead of the pixel, edges replicated."""
     angle = torch.tensor(angles)
     radius, sigma = 6, 2.0
-    taps = int(round(radius)) + 1
-    w = torch.exp(-0.5 * (torch.arange(taps, dtype=torch.float32) / sigma) ** 2)
-    w /= w.sum()
-    a = torch.deg2rad(angle)
-    ref = sum(w[t] * ops.shift(images, t * a.cos(), t * a.sin()) for t in range(taps))
+    width = 2 * radius + 1
+    w = [math.exp(-(i * i) / (2 * sigma * sigma)) for i in range(width)]
+    w = [v / sum(w) for v in w]
+    n, _, h, wd = images.shape
+    ref = torch.zeros_like(images)
+    for b, deg in enumerate(angles):
+        a = math.radians(deg)
+        for i in range(width):
+            ox, oy = math.ceil(i * math.cos(a) - 0.5), math.ceil(i * math.sin(a) - 0.5)
+            rows = (torch.arange(h) + oy).clamp(0, h - 1)
+            cols = (torch.arange(wd) + ox).clamp(0, wd - 1)
+            ref[b] += w[i] * images[b][:, rows][:, :, cols]
     assert torch.allclose(ops.motion_blur(images, radius, sigma, angle), ref, atol=1e-5)
 
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from assembled.data import corruptions
 from assembled.data.corruptions import corrupt, names
-from assembled.data.perturbations import PERTURBATIONS, frames_of, sequence
+from assembled.data.perturbations import PERTURBATIONS, clean_frame, frames_of, sequence
 from assembled.data.synthetic import SyntheticShapes
 from assembled.evaluation.reference import ALEXNET_CE
 from assembled.evaluation.robustness import (
@@ -97,13 +97,24 @@ def test_constant_model_never_flips():
     assert all(v == 0.0 for v in t5d.values())
 
 
-def test_sequences_shape_and_start_clean():
-    x = smooth_images(2, 32)
+def test_sequences_shape_and_clean_frame():
+    """Frame counts and the clean frame's place as in the reference scripts (224: ImageNet-P)."""
+    x = (smooth_images(2, 32) * 255).floor() / 255
+    counts = {"translate": 41, "motion_blur": 31}
+    clean = {"gaussian_noise": 0, "shot_noise": 0, "zoom_blur": 0, "brightness": 15, "translate": 20}
+    clean |= {"rotate": 15, "tilt": None, "scale": 24, "motion_blur": None, "snow": None}
+    for name in PERTURBATIONS:
+        assert frames_of(name, 224) == counts.get(name, 31) and clean_frame(name, 224) == clean[name]
+    # CIFAR-10-P (32 px): 21 motion frames, 15 translate frames centred on 7, scale 1.0 at frame 15
+    assert (frames_of("motion_blur", 32), frames_of("translate", 32)) == (21, 15)
+    assert (clean_frame("translate", 32), clean_frame("scale", 32)) == (7, 15)
     for name in PERTURBATIONS:
         seq = sequence(x, name)
-        assert seq.shape[0] == frames_of(name)
-        assert torch.allclose(seq[0], x)
-        assert not torch.allclose(seq[-1], x)
+        assert seq.shape[0] == frames_of(name, 32)
+        at = clean_frame(name, 32)
+        if at is not None:
+            assert torch.allclose(seq[at], x, atol=1.5 / 255), name
+        assert not torch.allclose(seq[-1], seq[0])
 
 
 def test_top5_distance():

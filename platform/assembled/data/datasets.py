@@ -8,7 +8,7 @@ from .cifar import CifarPickleDataset
 from .config import DataConfig
 from .folder import DataError, ImageFolderDataset, find_split
 from .synthetic import SyntheticShapes
-from .transforms import eval_geometry, eval_transform, train_transform
+from .transforms import context_geometry, eval_geometry, eval_transform, train_transform
 
 
 def build_dataset(cfg: DataConfig, split: str, transform=None):
@@ -34,10 +34,15 @@ def val_dataset(cfg: DataConfig, normalised: bool = True):
     return build_dataset(cfg, "val", tf)
 
 
+def val_context(cfg: DataConfig):
+    """Evaluation images before their centre crop (uint8), for ImageNet-P's sequences."""
+    return build_dataset(cfg, "val", context_geometry(cfg.eval_crop))
+
+
 def teacher_view(cfg: DataConfig, size: int | None = None):
     """The student's training images as a teacher sees them offline: eval preprocessing at the
     teacher's crop ``size`` (resized from the same source images), no augmentation."""
     return build_dataset(cfg, "train", eval_transform(size or cfg.eval_crop))
 
 
-__all__ = ["DataError", "build_dataset", "teacher_view", "train_dataset", "val_dataset"]
+__all__ = ["DataError", "build_dataset", "teacher_view", "train_dataset", "val_context", "val_dataset"]

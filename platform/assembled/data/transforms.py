@@ -48,6 +48,13 @@ def eval_geometry(size: int) -> v2.Compose:
     return v2.Compose([v2.ToImage(), v2.Resize(eval_resize(size), antialias=True), v2.CenterCrop(size)])
 
 
+def context_geometry(size: int) -> v2.Compose:
+    """The resized image before its centre crop (square), uint8: what ImageNet-P's geometric
+    perturbations transform before they crop (see perturbations.py)."""
+    s = eval_resize(size)
+    return v2.Compose([v2.ToImage(), v2.Resize(s, antialias=True), v2.CenterCrop(s)])
+
+
 def normalize(images: torch.Tensor) -> torch.Tensor:
     """Float [0, 1] N x 3 x H x W -> the model's input normalisation."""
     mean = torch.tensor(MEAN, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)

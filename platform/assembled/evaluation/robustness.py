@@ -138,8 +138,11 @@ def flip_rates(
     seed: int = 0,
     progress: bool = False,
     names: Iterable[str] = PERTURBATIONS,
+    contexts: torch.Tensor | None = None,
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Flip probability and top-5 distance per perturbation (unnormalised)."""
+    """Flip probability and top-5 distance per perturbation (unnormalised), as ImageNet-P's
+    ``test.py``: noise frames against the first, the others frame against previous frame.
+    ``contexts``: uint8 images before their centre crop (see perturbations.sequence)."""
     model.eval()
     names = list(names)
     flips = {n: 0.0 for n in names}
@@ -149,7 +152,8 @@ def flip_rates(
     for start in range(0, images.shape[0], CHUNK):
         x = images[start : start + CHUNK].to(device).float() / 255
         for name in names:
-            frames = sequence(x, name, seed * 1_000_003 + start)
+            ctx = None if contexts is None else contexts[start : start + CHUNK].to(device).float() / 255
+            frames = sequence(x, name, seed * 1_000_003 + start, context=ctx)
             f, n = frames.shape[:2]
             top5 = predict(model, frames.flatten(0, 1), device, topk=5).view(f, n, -1)
             ref = top5[:1].expand_as(top5[1:]) if name in NOISE else top5[:-1]

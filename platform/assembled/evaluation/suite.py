@@ -20,7 +20,8 @@ from torch import nn
 
 from ..data import corruptions, perturbations, val_dataset
 from ..data.corruptions.params import severity_set
-from ..data.perturbations import PERTURBATIONS
+from ..data.datasets import val_context
+from ..data.perturbations import PERTURBATIONS, param_set
 from ..training.config import TrainConfig
 from ..training.trainer import evaluate_top1, loader_for
 from .complexity import count_macs, count_params
@@ -136,8 +137,11 @@ def evaluate_model(
         if alexnet:
             metrics["relative_mce"] = relative_mce(errors, 1 - clean["top1"] / 100, ALEXNET_CE, ALEXNET_CLEAN_ERROR)
         # mFR on a subset of the evaluation images (ImageNet-P uses 10,000 of 50,000)
-        p_images, _ = clean_tensor(clean_ds(), cfg.mfr_images or (1000 if full else 100))
-        fps, t5ds = flip_rates(model, p_images, device, cfg.seed, progress)
+        n_p = cfg.mfr_images or (1000 if full else 100)
+        p_images, _ = clean_tensor(clean_ds(), n_p)
+        p_context, _ = clean_tensor(val_context(train_cfg.data), n_p)
+        fps, t5ds = flip_rates(model, p_images, device, cfg.seed, progress, contexts=p_context)
+        tags["perturbation_params"] = f"{param_set(size).name} (reference scripts, difficulty 1)"
         for name in PERTURBATIONS:
             metrics[f"fp_{name}"] = 100 * fps[name]
             metrics[f"fr_{name}"] = 100 * fps[name] / ALEXNET_FP[name] if alexnet else 100 * fps[name]

@@ -41,7 +41,7 @@ STANDARD = (
 EXTRA = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
 # Bump whenever the images ``corrupt`` makes change: runs evaluated with another generation of
 # corrupted images are not comparable, and the ablation runner re-runs them (eval identity).
-IMPLEMENTATION = 2
+IMPLEMENTATION = 3  # 3: ImageMagick's exact motion blur (2r+1 taps, integer offsets, trail ahead)
 
 
 def names(include_extra: bool = False) -> list[str]:

@@ -240,27 +240,22 @@ def _zoom_matrix(size: int, factor: float) -> torch.Tensor:
 
 
 def motion_blur(x: torch.Tensor, radius: float, sigma: float, angle_deg: torch.Tensor) -> torch.Tensor:
-    """ImageMagick-style one-sided motion blur: a Gaussian-weighted trail along ``angle``,
-    sampled bilinearly with edges replicated. The trail is drawn as one kernel per image and
-    applied in a single filter pass (the same numbers as summing bilinear shifts)."""
-    taps = max(2, int(round(radius)) + 1)
-    weights = torch.exp(-0.5 * (torch.arange(taps, dtype=torch.float64) / max(sigma, 1e-3)) ** 2)
+    """ImageMagick's ``MotionBlurImage`` (Wand's ``motion_blur``, which Hendrycks' scripts call):
+    ``2 ceil(radius) + 1`` Gaussian weights ``exp(-i^2 / 2 sigma^2)``, normalised, on the pixels
+    at the integer offsets ``(ceil(i cos a - 0.5), ceil(i sin a - 0.5))`` ahead of each pixel,
+    edges replicated. Drawn as one kernel per image, applied in a single filter pass."""
+    width = 2 * math.ceil(radius) + 1 if radius > 0 else 1
+    i = torch.arange(width, dtype=torch.float64)
+    weights = torch.exp(-(i**2) / (2 * max(sigma, 1e-6) ** 2))
     weights /= weights.sum()
     a = torch.deg2rad(angle_deg.double()).view(-1, 1)
-    t = torch.arange(taps, dtype=torch.float64)
-    n, r = a.shape[0], taps
+    ox = torch.ceil(i * a.cos() - 0.5).long()
+    oy = torch.ceil(i * a.sin() - 0.5).long()
+    n, r = a.shape[0], width - 1
     kernel = torch.zeros(n, 2 * r + 1, 2 * r + 1, dtype=torch.float64)
-    # output p averages x(p - d_t); a sub-pixel offset d = i + f weighs x[p - i] by 1 - f and
-    # x[p - i - 1] by f, i.e. kernel taps at r - i and r - i - 1 (cross-correlation indexing)
-    dx, dy = t * a.cos(), t * a.sin()
-    ix, iy = dx.floor(), dy.floor()
-    fx, fy = dx - ix, dy - iy
-    img = torch.arange(n).view(-1, 1).expand(n, taps)
-    for oy, wy in ((0, 1 - fy), (1, fy)):
-        for ox, wx in ((0, 1 - fx), (1, fx)):
-            rows = (r - iy - oy).long()
-            cols = (r - ix - ox).long()
-            kernel.index_put_((img, rows, cols), weights * wy * wx, accumulate=True)
+    img = torch.arange(n).view(-1, 1).expand(n, width)
+    # cross-correlation: out[p] = sum_k kernel[k] x[p + k - r], so offset o sits at r + o
+    kernel.index_put_((img, r + oy, r + ox), weights.expand(n, width).clone(), accumulate=True)
     return depthwise(x, kernel.float(), mode="replicate")
 
 
