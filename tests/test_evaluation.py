@@ -159,6 +159,7 @@ def test_imagenet_c_folder_matches_on_the_fly(tmp_path):
         folder_corruption_errors(model, root, ["frost"], torch.device("cpu"), 32)
 
 
+@pytest.mark.slow
 def test_evaluate_command_logs_the_suite(tmp_path, mlflow_uri):
     quick = ROOT / "ablations" / "train" / "resnet50d_sk_quick.yaml"
     r = cli("train", str(quick), "--set", "optim.epochs=1", "--set", "data.train_size=1000", cwd=tmp_path)

@@ -223,6 +223,7 @@ def test_skipped_files_reach_the_run(tmp_path, mlflow_uri):
 
 
 # -- the tracking store ---------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_fresh_sqlite_store_two_commands_at_once(tmp_path):
     """Several processes creating the schema of one new SQLite file at the same moment all succeed."""
     code = (
@@ -303,6 +304,7 @@ class _StopAfter:
             raise _Stop
 
 
+@pytest.mark.slow
 def test_train_killed_after_first_checkpoint_resumes_exactly(tmp_path, mlflow_uri):
     """The bar as a user meets it: `assembled train --workdir W` killed (SIGKILL) after its first
     checkpoint and run again ends with exactly the uninterrupted run's final loss and top-1."""

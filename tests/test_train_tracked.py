@@ -108,6 +108,7 @@ def test_kd_mixup_type2_autoaugment_train(tmp_path):
     assert all(torch.isfinite(torch.tensor(h["loss"])) for h in r.history)
 
 
+@pytest.mark.slow
 def test_real_cifar10_through_imagefolder(cifar10_folder, tmp_path):
     cfg = TrainConfig.model_validate(
         {
