@@ -52,6 +52,9 @@ class EvalConfig(BaseModel):
     mfr_images: int | None = Field(None, ge=1, description="subset for mFR (default: quick 100, full 1000)")
     reference: Literal["auto", "alexnet", "none"] = "auto"
     imagenet_c: str | None = Field(None, description="pre-generated ImageNet-C folder to read instead")
+    released_jpeg: bool = Field(
+        True, description="save 224/64-px corrupted sets as JPEG q85 like the released ImageNet-C files"
+    )
     throughput: bool = True
     throughput_batch: int = Field(64, ge=1)
     throughput_repeats: int = Field(5, ge=1)
@@ -122,7 +125,9 @@ def evaluate_model(
             tags["corruption_source"] = f"folder {cfg.imagenet_c}"
         else:
             images, labels = clean_tensor(clean_ds(), cfg.mce_images or (None if full else 500))
-            errors = corruption_errors(model, images, labels, names, device, cfg.seed, family, progress)
+            errors = corruption_errors(
+                model, images, labels, names, device, cfg.seed, family, progress, cfg.released_jpeg
+            )
             tags["corruption_source"] = f"generated on the fly from {images.shape[0]} evaluation images"
         result.errors = errors
         ce = normalised_ce(errors, ALEXNET_CE if alexnet else None)

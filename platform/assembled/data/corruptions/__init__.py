@@ -41,7 +41,8 @@ STANDARD = (
 EXTRA = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
 # Bump whenever the images ``corrupt`` makes change: runs evaluated with another generation of
 # corrupted images are not comparable, and the ablation runner re-runs them (eval identity).
-IMPLEMENTATION = 3  # 3: ImageMagick's exact motion blur (2r+1 taps, integer offsets, trail ahead)
+# 3: ImageMagick's exact motion blur; defocus kernel not renormalised; frost resampled as cv2
+IMPLEMENTATION = 3
 
 
 def names(include_extra: bool = False) -> list[str]:
@@ -142,8 +143,10 @@ def _frost_images() -> tuple[torch.Tensor, ...]:
 @cache
 def _frost_resized(idx: int, factor: float, h: int, w: int) -> torch.Tensor:
     img = _frost_images()[idx]
-    th, tw = max(h + 1, int(img.shape[1] * factor)), max(w + 1, int(img.shape[2] * factor))
-    return F.interpolate(img[None], size=(th, tw), mode="bilinear", antialias=True, align_corners=False)[0]
+    if factor == 1:
+        return img
+    # cv2.resize(fx=fy=factor), as the 32/64-px scripts: bilinear at the given scale, no anti-aliasing
+    return F.interpolate(img[None], scale_factor=factor, mode="bilinear", recompute_scale_factor=False)[0]
 
 
 def _frost(x, k):

@@ -105,7 +105,9 @@ def smooth_field(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def disk_kernel(radius: float, alias_blur: float) -> torch.Tensor:
-    """Hendrycks' defocus kernel: a normalised disk, softened by a small Gaussian."""
+    """Hendrycks' defocus kernel: a normalised disk, softened by ``cv2.GaussianBlur`` with its
+    default mirrored border and not renormalised, so a disk that touches the window's edge
+    (radius 8 and 10) sums to 1.011-1.013 as the reference's does."""
     if radius <= 8:
         span, ksize = 8, 3
     else:
@@ -117,7 +119,7 @@ def disk_kernel(radius: float, alias_blur: float) -> torch.Tensor:
     g = torch.arange(ksize, dtype=torch.float32) - (ksize - 1) / 2
     g = torch.exp(-0.5 * (g / max(alias_blur, 1e-3)) ** 2)
     g /= g.sum()
-    k = depthwise(disk[None, None], torch.outer(g, g), mode="constant")[0, 0]
+    k = depthwise(disk[None, None], torch.outer(g, g), mode="reflect")[0, 0]
     # small radii leave most of the window zero: crop to the support (same result, far fewer MACs)
     nz = (k > 0).nonzero() - span
     r = int(nz.abs().max())
@@ -237,6 +239,17 @@ def _zoom_matrix(size: int, factor: float) -> torch.Tensor:
     m.index_put_((rows, i0), 1 - frac, accumulate=True)
     m.index_put_((rows, (i0 + 1).clamp(max=size - 1)), frac, accumulate=True)
     return m.float()
+
+
+def release_jpeg(x: torch.Tensor, quality: int = 85) -> torch.Tensor:
+    """The corrupted images as the released ImageNet-C / Tiny-ImageNet-C files hold them: 8-bit
+    (``np.uint8`` truncates) and saved as JPEG at ``quality`` (libjpeg through torchvision, as
+    PIL's ``save(quality=85)``), decoded back to floats in [0, 1]."""
+    import torchvision.io as tio
+
+    u8 = (x.clamp(0, 1) * 255 + 1e-4).floor().to(torch.uint8).cpu()
+    encoded = tio.encode_jpeg(list(u8), quality=quality)
+    return torch.stack(tio.decode_jpeg(encoded)).to(x.device, torch.float32) / 255
 
 
 def motion_blur(x: torch.Tensor, radius: float, sigma: float, angle_deg: torch.Tensor) -> torch.Tensor:
