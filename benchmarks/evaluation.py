@@ -3,7 +3,9 @@ measured side by side in one process on the same model, images and device.
 
     python benchmarks/evaluation.py [--size 64] [--images 500] [--mfr-images 100] [--model resnet50d]
 
-mCE's 75 corrupted copies are a floor of 75x a clean pass; generation should add little.
+mCE's 75 corrupted copies are a floor of 75x a clean pass; generation (with the JPEG q85 step
+of the released 224/64-px sets) should add little. mFR's geometric perturbations transform the
+uncropped context (eval resize, square) as the evaluation suite does.
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "platform"))
 
 from assembled.data import corruptions  # noqa: E402
+from assembled.data.corruptions import ops  # noqa: E402
+from assembled.data.corruptions.params import severity_set  # noqa: E402
 from assembled.data.perturbations import PERTURBATIONS, sequence  # noqa: E402
 from assembled.data.synthetic import SyntheticShapes  # noqa: E402
-from assembled.evaluation.robustness import CHUNK, predict  # noqa: E402
+from assembled.data.transforms import eval_resize  # noqa: E402
+from assembled.evaluation.robustness import CHUNK, JPEG_RELEASED, predict  # noqa: E402
 from assembled.models import build_model  # noqa: E402
 
 
@@ -74,6 +79,8 @@ def main() -> None:
                     sync(dev)
                     t0 = time.perf_counter()
                     xc = corruptions.corrupt(x, name, sev, seed=s)
+                    if severity_set(size) in JPEG_RELEASED:
+                        xc = ops.release_jpeg(xc)
                     sync(dev)
                     t1 = time.perf_counter()
                     predict(model, xc, dev)
@@ -99,13 +106,15 @@ def main() -> None:
             f"generation {total_gen / t_clean:.1f}x)"
         )
         m = min(args.mfr_images, n)
-        sub = images[:m]
+        context = SyntheticShapes(10, m, eval_resize(size), "val").images.to(dev).float() / 255
+        top = (eval_resize(size) - size) // 2  # the evaluation crop is the context's centre
+        sub = (context[:, :, top : top + size, top : top + size] * 255).round().to(torch.uint8)
 
         def clean_sub() -> None:
             predict(model, sub.float() / 255, dev)
 
         def perturbed(name: str) -> None:
-            predict(model, sequence(sub.float() / 255, name).flatten(0, 1), dev)
+            predict(model, sequence(sub.float() / 255, name, context=context).flatten(0, 1), dev)
 
         sub_times = [timed(clean_sub, dev)]
         costs = []

@@ -247,9 +247,9 @@ def release_jpeg(x: torch.Tensor, quality: int = 85) -> torch.Tensor:
     PIL's ``save(quality=85)``), decoded back to floats in [0, 1]."""
     import torchvision.io as tio
 
-    u8 = (x.clamp(0, 1) * 255 + 1e-4).floor().to(torch.uint8).cpu()
+    u8 = x.mul(255).add_(1e-4).clamp_(0, 255).to(torch.uint8).cpu()  # truncation, as np.uint8
     encoded = tio.encode_jpeg(list(u8), quality=quality)
-    return torch.stack(tio.decode_jpeg(encoded)).to(x.device, torch.float32) / 255
+    return torch.stack(tio.decode_jpeg(encoded)).to(x.device, torch.float32).div_(255)
 
 
 def motion_blur(x: torch.Tensor, radius: float, sigma: float, angle_deg: torch.Tensor) -> torch.Tensor:
