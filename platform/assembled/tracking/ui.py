@@ -14,8 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .store import tracking_uri
-
 
 def server_command(uri: str, host: str, port: int, artifacts: Path) -> list[str]:
     mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
@@ -26,6 +24,8 @@ def server_command(uri: str, host: str, port: int, artifacts: Path) -> list[str]
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
+    from .store import tracking_uri
+
     uri = tracking_uri()
     if uri.startswith(("http://", "https://")):
         print(f"MLFLOW_TRACKING_URI points at a tracking server: open {uri} in a browser (nothing to start here)")
