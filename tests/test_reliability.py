@@ -155,7 +155,7 @@ def test_conflicting_switches_name_row_and_key(tmp_path, model, reg, key, expect
 
 def test_unknown_table_and_profile_are_one_line_errors(tmp_path):
     r = cli("ablation", "42", cwd=tmp_path)
-    assert r.returncode == 2 and "table42.yaml: file not found" in r.stderr
+    assert r.returncode == 2 and "no table 42" in r.stderr and "the tables are 2, 3, 4, 5, 6, 7, 8, 9" in r.stderr
     r = cli("ablation", "6", "--profile", "nope", cwd=tmp_path)
     assert r.returncode == 2 and "no profile 'nope'" in r.stderr
     assert not (tmp_path / "mlflow.db").exists()
@@ -345,3 +345,15 @@ def test_throughput_ratio_baseline_reads_one():
         assert m["throughput_min"] <= m["throughput"] <= m["throughput_max"]
     ref = {"name": "resnet50", "width": 8, "layers": (1, 1, 1, 1), "small_input": False}
     assert reference_model(resolve_config(small)) == ref
+
+
+def test_tables_and_plan_run_nothing(tmp_path):
+    r = cli("tables", cwd=tmp_path)
+    assert r.returncode == 0 and len(r.stdout.strip().splitlines()) == len(TABLES) and "table07.yaml" in r.stdout
+    r = cli("plan", "7", "--profile", "smoke", "--rows", "E8", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = r.stdout
+    assert "E8  run" in out and "E6  run" in out  # E8 and its teacher chain (smoke: E6 teaches)
+    assert "vs E7: optim.epochs=6" in out  # the diff against its base row
+    assert "Nothing was run or recorded." in out
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "runs").exists()

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dashboards.cli import register as _dashboard
 
 from .ablation.cli import register as _ablation
+from .ablation.preview import register as _preview
 from .evaluation.cli import register as _evaluate
 from .tracking.ui import register as _ui
 
-REGISTRARS: list = [_evaluate, _ablation, _dashboard, _ui]
+REGISTRARS: list = [_evaluate, _ablation, _preview, _dashboard, _ui]

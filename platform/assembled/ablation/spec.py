@@ -177,11 +177,23 @@ def _resolve(path: Path, row: Row, by_id: dict[str, Row], stack: list[str]) -> R
     )
 
 
+def list_tables(root: Path) -> list[tuple[str, str, int]]:
+    """(file stem, title, rows) of every ``table*.yaml`` in ``root``."""
+    out = []
+    for path in sorted(root.glob("table*.yaml")):
+        table, rows = load_table(path)
+        out.append((path.stem, table.title, len(rows)))
+    return out
+
+
 def table_path(spec: str, root: Path) -> Path:
     """``7`` / ``07`` / ``table07`` -> ablations/table07.yaml; anything else is a path."""
     s = str(spec)
-    if s.isdigit():
-        return root / f"table{int(s):02d}.yaml"
-    if s.startswith("table") and s[5:].isdigit():
-        return root / f"table{int(s[5:]):02d}.yaml"
-    return Path(s)
+    number = s if s.isdigit() else s[5:] if s.startswith("table") and s[5:].isdigit() else None
+    if number is None:
+        return Path(s)
+    path = root / f"table{int(number):02d}.yaml"
+    if not path.exists():
+        have = ", ".join(stem[5:].lstrip("0") for stem in sorted(p.stem for p in root.glob("table*.yaml")))
+        raise ConfigError(f"no table {number} in {root}; the tables are {have} (`assembled tables` lists them)")
+    return path
