@@ -357,3 +357,28 @@ def test_tables_and_plan_run_nothing(tmp_path):
     assert "vs E7: optim.epochs=6" in out  # the diff against its base row
     assert "Nothing was run or recorded." in out
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "runs").exists()
+
+
+def test_summary_table_reads_cleanly():
+    """'-' for missing values (never None), empty paper columns dropped, toy GMACs readable, and
+    mFR vs the baseline averaged over the perturbations the baseline can normalise."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from assembled.ablation.summary import _relative, format_table
+    from assembled.data.perturbations import PERTURBATIONS
+
+    rows = [
+        {"row": "A", "status": "FINISHED", "paper_top1": 76.1, "top1": 30.0, "paper_mce": None, "gmacs": 0.00412},
+        {"row": "B", "status": "NOT RUN", "paper_top1": 77.0, "top1": None, "paper_mce": None, "gmacs": None},
+    ]
+    text = format_table(pd.DataFrame(rows))
+    assert "None" not in text and "paper_mce" not in text and "0.00412" in text and " - " in text + " "
+
+    def run(fps: dict[str, float]):
+        return SimpleNamespace(data=SimpleNamespace(metrics={f"fp_{k}": v for k, v in fps.items()}))
+
+    base = run({p: (0.0 if p == "snow" else 2.0) for p in PERTURBATIONS})
+    value, n = _relative(run(dict.fromkeys(PERTURBATIONS, 1.0)), base, "fp_", PERTURBATIONS)
+    assert (value, n) == (50.0, 9)

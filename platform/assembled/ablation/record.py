@@ -115,9 +115,11 @@ class Recorder:
 
     def child(self, rid: str, fresh: bool) -> str:
         """The run a row's trial logs into, SCHEDULED under this invocation's parent: its newest
-        run of this config hash when that is unfinished or being re-evaluated (so an
-        interrupted row continues its own run), else a new run."""
+        run of this config hash when that was KILLED or FAILED (an interrupted row continues its
+        own run) or is being re-evaluated, else a new run."""
         prev = None if fresh else self.latest().get(rid)
+        if prev is not None and prev.info.status in UNFINISHED:
+            prev = None  # a live invocation's run (orphans were reaped at open): leave it to it
         if prev is not None:
             run_id = prev.info.run_id
             old_parent = prev.data.tags.get("mlflow.parentRunId", "")

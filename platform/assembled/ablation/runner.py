@@ -43,6 +43,8 @@ class AblationResult:
     not_run: dict[str, str] = field(default_factory=dict)
     logits_computed: int = 0
     notes: list[str] = field(default_factory=list)
+    summary_csv: Path | None = None
+    tracking_uri: str = ""
 
 
 def run_ablation(
@@ -92,6 +94,7 @@ class _Run:
         finally:
             self.executor.stop()
             self.result.summary = self.recorder.close(status, self.result.failed, reason)
+            self.result.summary_csv, self.result.tracking_uri = self.workdir / "summary.csv", self.recorder.uri
         return self.result
 
     # -- steps -------------------------------------------------------------------------------
@@ -237,3 +240,9 @@ def print_result(result: AblationResult) -> None:
         print(f"  {row} failed: {reason}")
     for row, reason in result.not_run.items():
         print(f"  {row} did not run: {reason}")
+    where = result.tracking_uri
+    if where.startswith(("http://", "https://")):
+        where = f"{where.rstrip('/')}/#/experiments (experiment '{result.experiment}')"
+    else:
+        where = f"{where} (browse it with `make ui`)"
+    print(f"summary: {result.summary_csv}; MLflow: {where}")

@@ -25,16 +25,17 @@ def latest_runs(client: MlflowClient, experiment_id: str, hashes: dict[str, str]
     return out
 
 
-def _relative(run, base, prefix: str, names) -> float | None:
+def _relative(run, base, prefix: str, names) -> tuple[float | None, int]:
+    """Mean of 100 * run / baseline over the names the baseline can normalise (a baseline
+    value of 0, e.g. a flip rate nobody flips on, cannot), and how many those were."""
     if run is None or base is None:
-        return None
+        return None, 0
     vals = []
     for n in names:
         a, b = run.data.metrics.get(f"{prefix}{n}"), base.data.metrics.get(f"{prefix}{n}")
-        if a is None or not b:
-            return None
-        vals.append(100 * a / b)
-    return sum(vals) / len(vals)
+        if a is not None and b:
+            vals.append(100 * a / b)
+    return (sum(vals) / len(vals) if vals else None), len(vals)
 
 
 def build_summary(rows: list[ResolvedRow], runs: dict[str, object], baseline: str | None) -> pd.DataFrame:
@@ -51,8 +52,12 @@ def build_summary(rows: list[ResolvedRow], runs: dict[str, object], baseline: st
         rec["gmacs"] = m["macs"] / 1e9 if "macs" in m else None
         rec["params_m"] = m["params"] / 1e6 if "params" in m else None
         if baseline:
-            rec[f"mce_vs_{baseline}"] = _relative(run, base, "cerr_", STANDARD)
-            rec[f"mfr_vs_{baseline}"] = _relative(run, base, "fp_", PERTURBATIONS)
+            rec[f"mce_vs_{baseline}"] = _relative(run, base, "cerr_", STANDARD)[0]
+            for key, prefix in (("mfr", "fp_"), ("mt5d", "t5d_")):
+                value, n = _relative(run, base, prefix, PERTURBATIONS)
+                rec[f"{key}_vs_{baseline}"] = value
+                if run is not None and value is not None and n < len(PERTURBATIONS):
+                    rec[f"{key}_vs_{baseline}_n"] = n  # normalised over n of the 10 perturbations
         if run is not None and run.info.status == "FAILED":
             rec["reason"] = run.data.tags.get("failure_reason", "").splitlines()[0][:200]
         records.append(rec)
@@ -60,5 +65,12 @@ def build_summary(rows: list[ResolvedRow], runs: dict[str, object], baseline: st
 
 
 def format_table(df: pd.DataFrame) -> str:
+    """The terminal table: missing values as '-', paper columns without any number dropped,
+    GMACs and params with three significant digits (toy models have 0.004 GMACs)."""
     shown = df.drop(columns=[c for c in ("title",) if c in df.columns])
-    return shown.to_string(index=False, float_format=lambda v: f"{v:.2f}", na_rep="-")
+    for c in shown.columns:
+        if c.startswith("paper_"):
+            shown[c] = pd.to_numeric(shown[c], errors="coerce")
+    shown = shown.drop(columns=[c for c in shown.columns if c.startswith("paper_") and shown[c].isna().all()])
+    digits = {c: (lambda v: "-" if pd.isna(v) else f"{v:.3g}") for c in ("gmacs", "params_m") if c in shown}
+    return shown.to_string(index=False, float_format=lambda v: f"{v:.2f}", na_rep="-", formatters=digits)
