@@ -66,9 +66,6 @@ class Plan:
         """Rows the summary shows: every wanted row, the table's first, then teachers from elsewhere."""
         return [r.row for r in self.rows.values() if r.wanted]
 
-    def students_of(self, rid: str) -> list[str]:
-        return [s for s, r in self.rows.items() if r.teacher == rid]
-
 
 def build_plan(
     spec: str,
