@@ -20,6 +20,9 @@ QUICK = ROOT / "ablations" / "train" / "resnet50d_sk_quick.yaml"
 def test_tracked_training_logs_everything(tmp_path, mlflow_uri):
     r = cli("train", str(QUICK), "--set", "optim.epochs=3", "--experiment", "it", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
+    finished = r.stdout.strip().splitlines()
+    assert finished[-3].startswith("finished: top-1 ") and "{" not in finished[-3]  # a line, not a dict
+    assert finished[-1].startswith("MLflow run ") and str(tmp_path / "mlflow.db") in finished[-1]
     c = MlflowClient(mlflow_uri)
     exp = c.get_experiment_by_name("it")
     (run,) = c.search_runs([exp.experiment_id])

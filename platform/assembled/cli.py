@@ -77,8 +77,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         after = suite_after_training(cfg, args.robustness)
     result = train_tracked(cfg, run, workdir, after_training=after)
-    shown = {k: round(v, 4) for k, v in result.metrics.items() if k in ("top1", "top5", "loss")}
-    print(f"finished: {shown}; checkpoint {result.checkpoint}")
+    labels = {"top1": "top-1 {:.2f}%", "top5": "top-5 {:.2f}%", "loss": "train loss {:.4f}", "mce": "mCE {:.2f}"}
+    labels |= {"mfr": "mFR {:.2f}", "throughput": "{:.0f} img/s"}
+    line = ", ".join(fmt.format(result.metrics[k]) for k, fmt in labels.items() if k in result.metrics)
+    print(f"finished: {line}\ncheckpoint {result.checkpoint}\nMLflow run {run.run_id} in {run.uri}")
     return 0
 
 
