@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 from mlflow.entities import Run
 
-from ..tracking import open_run
+from ..tracking import TrackedRun, finish_run, open_run
 from ..tracking.store import client as make_client
 from ..tracking.store import ensure_experiment, retry_locked
 from .plan import Plan
@@ -99,7 +99,7 @@ class Recorder:
                 why = f"its invocation (parent run {tags.get('mlflow.parentRunId', '?')}) ended or its driver is gone"
             else:
                 continue
-            self.kill(r.info.run_id, f"{why}; marked KILLED by the next invocation")
+            self.end(r.info.run_id, "KILLED", f"{why}; marked KILLED by the next invocation")
             reaped.append(r.info.run_id)
         if reaped:
             print(f"{self.plan.experiment}: marked {len(reaped)} run(s) KILLED whose driver is gone")
@@ -150,17 +150,13 @@ class Recorder:
             **({"kd_teacher": prow.teacher} if prow.teacher else {}),
         }
 
-    def fail(self, run_id: str, reason: str) -> None:
-        retry_locked(lambda: self.client.set_tag(run_id, "failure_reason", reason[:5000]))
-        retry_locked(lambda: self.client.set_terminated(run_id, status="FAILED"))
-
-    def kill(self, run_id: str, reason: str) -> None:
-        retry_locked(lambda: self.client.set_tag(run_id, "failure_reason", reason[:5000]))
-        retry_locked(lambda: self.client.set_terminated(run_id, status="KILLED"))
+    def end(self, run_id: str, status: str, reason: str) -> None:
+        """End a run FAILED or KILLED with the reason, as a trial's own run would end."""
+        finish_run(TrackedRun(run_id, self.experiment_id, self.uri), status, reason)
 
     def block(self, rid: str, reason: str) -> None:
         """A row that cannot run (its teacher failed) still leaves a FAILED run that says why."""
-        self.fail(self.child(rid, fresh=False), reason)
+        self.end(self.child(rid, fresh=False), "FAILED", reason)
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], tags: dict[str, str]) -> None:
         from ..tracking.callback import MlflowCallback
@@ -170,18 +166,21 @@ class Recorder:
             retry_locked(lambda k=k, v=v: self.client.set_tag(run_id, k, v))
 
     # -- the end ---------------------------------------------------------------------------
+    @property
+    def summary_csv(self) -> Path:
+        return self.workdir / "summary.csv"
+
     def close(self, status: str, failed: dict[str, str], reason: str = "") -> pd.DataFrame:
         """Summary, then the parent's final status. With KILLED, every child this invocation left
         SCHEDULED or RUNNING is KILLED too (after the executor stopped them)."""
         if status == "KILLED":
             for run_id in self.children.values():
                 if retry_locked(lambda run_id=run_id: self.client.get_run(run_id)).info.status in UNFINISHED:
-                    self.kill(run_id, reason or "interrupted")
+                    self.end(run_id, "KILLED", reason or "interrupted")
         summary = build_summary(self.plan.shown, self.latest(), self.plan.table.baseline)
-        out = self.workdir / "summary.csv"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        summary.to_csv(out, index=False)
-        retry_locked(lambda: self.client.log_artifact(self.parent_id, str(out)))
+        self.summary_csv.parent.mkdir(parents=True, exist_ok=True)
+        summary.to_csv(self.summary_csv, index=False)
+        retry_locked(lambda: self.client.log_artifact(self.parent_id, str(self.summary_csv)))
         if failed:
             retry_locked(lambda: self.client.set_tag(self.parent_id, "failed_rows", ",".join(sorted(failed))))
         if reason:

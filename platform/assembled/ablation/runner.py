@@ -94,7 +94,7 @@ class _Run:
         finally:
             self.executor.stop()
             self.result.summary = self.recorder.close(status, self.result.failed, reason)
-            self.result.summary_csv, self.result.tracking_uri = self.workdir / "summary.csv", self.recorder.uri
+            self.result.summary_csv, self.result.tracking_uri = self.recorder.summary_csv, self.recorder.uri
         return self.result
 
     # -- steps -------------------------------------------------------------------------------
@@ -172,7 +172,7 @@ class _Run:
                     self.recorder.client, teacher_run, cfg, self.workdir / "teacher_logits"
                 )
             except TeacherFailed as e:
-                self.recorder.fail(teacher_run, str(e))
+                self.recorder.end(teacher_run, "FAILED", str(e))
                 self.state[prow.teacher], self.result.failed[prow.teacher] = "failed", str(e)
                 self.result.ran = [r for r in self.result.ran if r != prow.teacher]
                 return None
