@@ -172,10 +172,13 @@ class Recorder:
 
     def close(self, status: str, failed: dict[str, str], reason: str = "") -> pd.DataFrame:
         """Summary, then the parent's final status. With KILLED, every child this invocation left
-        SCHEDULED or RUNNING is KILLED too (after the executor stopped them)."""
+        SCHEDULED or RUNNING is KILLED too (after the executor stopped them), and so is one its
+        trial already ended KILLED: a Ctrl-C reaches the workers too, and their own reason
+        ("KeyboardInterrupt") would not say how to resume."""
         if status == "KILLED":
             for run_id in self.children.values():
-                if retry_locked(lambda run_id=run_id: self.client.get_run(run_id)).info.status in UNFINISHED:
+                now = retry_locked(lambda run_id=run_id: self.client.get_run(run_id)).info.status
+                if now in UNFINISHED or now == "KILLED":
                     self.end(run_id, "KILLED", reason or "interrupted")
         summary = build_summary(self.plan.shown, self.latest(), self.plan.table.baseline)
         self.summary_csv.parent.mkdir(parents=True, exist_ok=True)
