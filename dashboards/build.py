@@ -40,7 +40,7 @@ def build(client: MlflowClient, tables: list[str] | None, out: Path, log_artifac
         entries.append(
             {
                 "experiment": name,
-                "file": f"{name}.html" if (out / f"{name}.html").exists() else "#",
+                "file": f"{name}.html" if (out / f"{name}.html").exists() else None,
                 "title": data.manifest.get("title", ""),
                 "profile": data.profile,
                 "started": dt.datetime.fromtimestamp(data.parent.info.start_time / 1000).strftime("%Y-%m-%d %H:%M"),

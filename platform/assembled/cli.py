@@ -1,6 +1,10 @@
-"""The ``assembled`` command: models, profile, train (and, further down the slice, evaluate,
-ablation, dashboard, ui, search). Each sub-command imports what it needs lazily, so
-``assembled models`` answers without importing Ray or MLflow."""
+"""assembled: train, evaluate and ablate the techniques of Assemble-ResNet; results in MLflow.
+
+Start with `assembled tables`, `assembled plan 7`, then `assembled ablation 7` and
+`assembled report 7`; `make ui` and `make dashboard` show the runs."""
+
+# Each sub-command imports what it needs when it runs, so --help, `models` and `tables` answer
+# without importing torch, Ray or MLflow.
 
 from __future__ import annotations
 
@@ -85,8 +89,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="assembled", description=__doc__)
-    p.add_argument("-v", "--verbose", action="store_true")
+    p = argparse.ArgumentParser(
+        prog="assembled", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("models", help="list registered model names")
@@ -94,22 +100,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("profile", help="params and MACs (and throughput) of a model")
     s.add_argument("name", help="a registered name (assembled models) or a table row, e.g. table02:C2")
-    s.add_argument("--input-size", type=int)
-    s.add_argument("--num-classes", type=int, default=1000)
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--input-size", type=int, help="input resolution (default: the model's or the row's)")
+    s.add_argument("--num-classes", type=int, default=1000, help="classifier outputs")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
     s.add_argument("--throughput", action="store_true", help="also time inference (batch 64, FP32)")
-    s.add_argument("--batch-size", type=int, default=64)
-    s.add_argument("--device", default="auto")
+    s.add_argument("--batch-size", type=int, default=64, help="throughput batch")
+    s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     s.set_defaults(fn=cmd_profile)
 
     s = sub.add_parser("train", help="train one configuration, tracked in MLflow")
-    s.add_argument("config", type=Path)
+    s.add_argument("config", type=Path, help="a TrainConfig YAML (see ablations/train/)")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a dotted key (repeatable)")
-    s.add_argument("--experiment", default="train")
-    s.add_argument("--run-name")
+    s.add_argument("--experiment", default="train", help="MLflow experiment")
+    s.add_argument("--run-name", help="MLflow run name (default: the config file's name)")
     s.add_argument("--workdir", help="checkpoint folder (default runs/<run id>)")
     s.add_argument("--evaluate", action="store_true", help="run the evaluation suite after training")
-    s.add_argument("--robustness", choices=["none", "quick", "full"], default="quick")
+    s.add_argument(
+        "--robustness", choices=["none", "quick", "full"], default="quick", help="depth of the mCE / mFR passes"
+    )
     s.set_defaults(fn=cmd_train)
 
     for register in _extensions():
@@ -137,6 +145,10 @@ def _exit_after_interrupt(code: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
+    if hasattr(signal, "SIGPIPE"):  # `assembled plan 7 | head` ends quietly, as other commands do
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     from .ablation.interrupts import Interrupted

@@ -7,7 +7,8 @@ from dashboards.cli import register as _dashboard
 
 from .ablation.cli import register as _ablation
 from .ablation.preview import register as _preview
+from .ablation.report import register as _report
 from .evaluation.cli import register as _evaluate
 from .tracking.ui import register as _ui
 
-REGISTRARS: list = [_evaluate, _ablation, _preview, _dashboard, _ui]
+REGISTRARS: list = [_evaluate, _ablation, _preview, _report, _dashboard, _ui]

@@ -1,4 +1,4 @@
-"""``assembled ablation TABLE|PATH.yaml [--profile cpu] [--data PATH] [--address ...] [--rerun]``."""
+"""``assembled ablation TABLE|PATH.yaml [--profile cpu] [--data PATH] [--address ...] [--rerun] [--repeats N]``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import argparse
 def cmd_ablation(args: argparse.Namespace) -> int:
     from .runner import print_result, run_ablation
 
-    result = run_ablation(args.table, args.profile, args.data, args.address, args.rerun, rows=args.rows)
+    result = run_ablation(
+        args.table, args.profile, args.data, args.address, args.rerun, rows=args.rows, repeats=args.repeats
+    )
     print_result(result)
     return 1 if result.failed or result.not_run else 0
 
@@ -21,4 +23,7 @@ def register(sub) -> None:
     s.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
     s.add_argument("--rerun", action="store_true", help="train rows afresh into new runs, finished or not")
     s.add_argument("--rows", nargs="+", help="only these rows (and their teachers, up the whole chain)")
+    s.add_argument(
+        "--repeats", type=int, metavar="N", help="seeds per row (default: the table's, else the profile's, else 1)"
+    )
     s.set_defaults(fn=cmd_ablation)

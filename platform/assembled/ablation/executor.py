@@ -9,12 +9,14 @@ trials by disconnecting (a local Ray this command started is shut down).
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from . import interrupts
+from .progress import Tally
 from .trial import TrialSpec
 
 
@@ -37,6 +39,7 @@ class RayExecutor:
 
         if ray.is_initialized():
             return
+        _quiet()
         if self.address:
             ray.init(address=self.address, log_to_driver=True)
         else:
@@ -57,8 +60,15 @@ class RayExecutor:
         return [dict(n["Resources"]) for n in ray.nodes() if n.get("Alive")]
 
     def run_stage(
-        self, specs: list[TrialSpec], resources: dict[str, float], max_failures: int, name: str
+        self,
+        specs: list[TrialSpec],
+        resources: dict[str, float],
+        max_failures: int,
+        name: str,
+        tally: Tally | None = None,
     ) -> dict[str, Outcome]:
+        """``tally``: the invocation's counts so far (the live overall line continues them; the
+        caller adds this stage's outcomes to it)."""
         from ray import tune
 
         from .progress import TrialLines
@@ -72,7 +82,7 @@ class RayExecutor:
                 storage_path=str(self.storage.resolve()),
                 failure_config=tune.FailureConfig(max_failures=max_failures),
                 verbose=0,
-                callbacks=[TrialLines()],
+                callbacks=[TrialLines(copy.copy(tally) if tally else None, name.split("-")[0])],
             ),
             tune_config=tune.TuneConfig(reuse_actors=False),
         )
@@ -110,6 +120,18 @@ class RayExecutor:
         if self.connected:
             ray.shutdown()
             self.connected = False
+
+
+def _quiet() -> None:
+    """Keep this terminal to the platform's own lines: Tune's experiment box and TensorBoard
+    hint (the legacy reporter honours verbose=0, the new one does not), its INFO lines (state
+    files written; the TensorBoard logger dropping the trial spec it cannot serialise), and
+    the token-auth notice a local Ray prints on start (authentication stays as Ray sets it)."""
+    import logging
+
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    logging.getLogger("ray.tune").setLevel(logging.WARNING)
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
 
 
 def _last_line(error: BaseException) -> str:

@@ -25,16 +25,36 @@ from .spec import ResolvedRow, Table, load_table, table_path
 ROOT = Path(__file__).resolve().parents[3]
 
 
+REPEAT_SEED_STEP = 10_007  # repeat k trains with seed base + k * step (a prime: no epoch-seed overlap)
+
+
+def unit_key(row: str, repeat: int) -> str:
+    """Key of one seed of a row: ``E3`` for repeat 0 (runs made before repeats keep their
+    identity), ``E3@1``, ``E3@2``, ... for the others."""
+    return row if repeat == 0 else f"{row}@{repeat}"
+
+
+def repeat_seed(base: int, repeat: int) -> int:
+    return base + REPEAT_SEED_STEP * repeat
+
+
 @dataclass
 class PlannedRow:
+    """One seed of a row (a unit): what one trial trains."""
+
     row: ResolvedRow
     cfg: TrainConfig
-    teacher: str | None = None  # row id of its KD teacher
+    teacher: str | None = None  # unit key of its KD teacher (repeat 0 of the teacher's row)
     wanted: bool = False
+    repeat: int = 0
 
     @property
     def id(self) -> str:
         return self.row.id
+
+    @property
+    def key(self) -> str:
+        return unit_key(self.row.id, self.repeat)
 
 
 @dataclass
@@ -44,9 +64,10 @@ class Plan:
     profile_name: str
     profile: Profile
     data: str | None
-    rows: dict[str, PlannedRow]  # the table's rows, then extra teacher rows
+    rows: dict[str, PlannedRow]  # unit key -> unit: the table's rows, extra teacher rows, then repeats
     table_rows: list[str]
     eval_cfg: EvalConfig
+    repeats: int = 1
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -62,9 +83,12 @@ class Plan:
         return [rid for rid, r in self.rows.items() if r.wanted]
 
     @property
-    def shown(self) -> list[ResolvedRow]:
-        """Rows the summary shows: every wanted row, the table's first, then teachers from elsewhere."""
-        return [r.row for r in self.rows.values() if r.wanted]
+    def units(self) -> dict[str, tuple[str, str]]:
+        """unit key -> (row id, config hash): how a unit's run is found in MLflow."""
+        return {k: (u.id, u.cfg.config_hash()) for k, u in self.rows.items()}
+
+    def units_of(self, row: str) -> list[PlannedRow]:
+        return sorted((u for u in self.rows.values() if u.id == row), key=lambda u: u.repeat)
 
 
 def build_plan(
@@ -73,9 +97,11 @@ def build_plan(
     data: str | None = None,
     rows: list[str] | None = None,
     ablations_dir: Path | None = None,
+    repeats: int | None = None,
 ) -> Plan:
     """Everything validated before anything runs; a bad table, profile or data source raises
-    :class:`ConfigError` naming the file, row and key (or the data path)."""
+    :class:`ConfigError` naming the file, row and key (or the data path). ``repeats`` (seeds
+    per row) overrides the table's, which overrides the profile's."""
     ablations_dir = ablations_dir or ROOT / "ablations"
     path = table_path(spec, ablations_dir)
     table, resolved = load_table(path)
@@ -94,9 +120,12 @@ def build_plan(
     for rid, teacher in teacher_of.items():
         planned[rid].teacher = _substitute(teacher, prof, profile, planned, profiles_path)
     bind_teachers(planned, path)
-    for rid in wanted_closure(planned, rows or [r.id for r in resolved]):
-        planned[rid].wanted = True
-    plan = Plan(path, table, profile, prof, data, planned, [r.id for r in resolved], eval_config(prof))
+    n = repeats or table.repeats or prof.repeats
+    add_repeats(planned, [r.id for r in resolved], n)
+    requested = [u.key for u in planned.values() if u.id in set(rows or [r.id for r in resolved])]
+    for key in wanted_closure(planned, requested):
+        planned[key].wanted = True
+    plan = Plan(path, table, profile, prof, data, planned, [r.id for r in resolved], eval_config(prof), n)
     check_data(plan)
     return plan
 
@@ -127,6 +156,17 @@ def bind_teachers(rows: dict[str, PlannedRow], path: Path) -> None:
             progress = True
         if not progress:
             raise ConfigError(f"{path}: KD teachers form a cycle among rows {', '.join(sorted(set(rows) - bound))}")
+
+
+def add_repeats(units: dict[str, PlannedRow], table_rows: list[str], n: int) -> None:
+    """Seeds 1..n-1 of every table row, each its own unit (teachers already bound: a student's
+    every seed distils from its teacher's repeat 0, so the gain measured is the student's).
+    Extra teacher rows from other tables train once."""
+    for rid in table_rows:
+        first = units[rid]
+        for k in range(1, n):
+            cfg = first.cfg.model_copy(update={"seed": repeat_seed(first.cfg.seed, k)})
+            units[unit_key(rid, k)] = PlannedRow(first.row, cfg, first.teacher, repeat=k)
 
 
 def wanted_closure(rows: dict[str, PlannedRow], requested: list[str]) -> set[str]:

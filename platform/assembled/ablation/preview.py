@@ -9,6 +9,7 @@ and never writes: no run, no experiment and no SQLite file is created.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,23 +26,35 @@ def cmd_tables(args: argparse.Namespace) -> int:
     return 0
 
 
-def _finished(plan: Plan) -> dict[str, str | None]:
-    """Eval identity of each row's FINISHED run in the store, read-only (no store: none)."""
+def _client():
+    """A client of the project's store, or None when there is none yet (read-only: a missing
+    SQLite file is not created)."""
     from ..tracking.store import tracking_uri
 
     uri = tracking_uri()
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
-        return {}
+        return None
     from mlflow.tracking import MlflowClient
 
-    from .summary import latest_runs
+    return MlflowClient(tracking_uri=uri)
 
-    client = MlflowClient(tracking_uri=uri)
-    exp = client.get_experiment_by_name(plan.experiment)
-    if exp is None:
-        return {}
-    runs = latest_runs(client, exp.experiment_id, plan.hashes)
-    return {rid: r.data.tags.get("eval_hash") for rid, r in runs.items() if r.info.status == "FINISHED"}
+
+def _finished(plan: Plan, client) -> tuple[dict[str, str | None], dict[str, str]]:
+    """Eval identity of each unit's FINISHED run (its own, or another table's that it would
+    reuse), and where the reused ones come from."""
+    from .summary import table_runs
+
+    exp = client.get_experiment_by_name(plan.experiment) if client else None
+    if client is None:
+        return {}, {}
+    runs = table_runs(client, exp.experiment_id if exp else "", plan.units, plan.eval_cfg.identity())
+    done = {k: r for k, r in runs.items() if r.info.status == "FINISHED"}
+    reused = {
+        k: f"table {r.data.tags.get('table', '?')} row {r.data.tags.get('row', '?')}"
+        for k, r in done.items()
+        if exp is None or r.info.experiment_id != exp.experiment_id
+    }
+    return {k: r.data.tags.get("eval_hash") for k, r in done.items()}, reused
 
 
 def config_diff(plan: Plan, rid: str) -> str:
@@ -58,25 +71,58 @@ def config_diff(plan: Plan, rid: str) -> str:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from .estimate import Estimator, duration
     from .plan import build_plan, decide
 
-    plan = build_plan(args.table, args.profile, args.data, args.rows)
-    decisions = decide(plan, _finished(plan), args.rerun)
+    plan = build_plan(args.table, args.profile, args.data, args.rows, repeats=args.repeats)
+    client = _client()
+    finished, reused = _finished(plan, client)
+    decisions = decide(plan, finished, args.rerun)
+    estimate = Estimator(client)
     print(f"{plan.path.name}: {plan.table.title} (profile {args.profile}; {plan.profile.description})")
+    print(f"{plan.repeats} seed(s) a row; {plan.table.kind}: {_judged(plan)}")
     counts: dict[str, int] = {}
-    for rid, prow in plan.rows.items():
-        d = decisions.get(rid)
-        action = d.action if d else "not requested"
-        counts[action] = counts.get(action, 0) + 1
-        teacher = f" KD from {prow.teacher}" if prow.teacher else ""
-        print(f"  {rid:>8}  {action:<13} {prow.cfg.optim.epochs:>4} ep{teacher}  {prow.row.title}")
-        if d:
-            print(f"{'':12}{d.why}")
+    cost, unknown = 0.0, 0
+    for rid in dict.fromkeys(u.id for u in plan.rows.values()):
+        units = plan.units_of(rid)
+        first = units[0]
+        teacher = f" KD from {plan.rows[first.teacher].id}" if first.teacher else ""
+        print(f"  {rid:>8}  {first.cfg.optim.epochs:>4} ep{teacher}  {first.row.title}")
         diff = config_diff(plan, rid)
         if diff:
             print(f"{'':12}{diff}")
+        for u in units:
+            d = decisions.get(u.key)
+            action = d.action if d else "not requested"
+            counts[action] = counts.get(action, 0) + 1
+            line = f"{'':12}seed {u.cfg.seed}: {action}" + (f" - {d.why}" if d else "")
+            if u.key in reused and d and d.action == "skip":
+                line += f" (reuses {reused[u.key]})"
+            if d and d.action != "skip":
+                est = estimate(u.cfg, plan.profile_name)
+                if est:
+                    cost += est.seconds
+                    line += f"; ~{duration(est.seconds)} ({est.basis})"
+                else:
+                    unknown += 1
+            print(line)
     print("; ".join(f"{n} {a}" for a, n in counts.items()) + ". Nothing was run or recorded.")
+    if cost:
+        at_once = max(1, int((os.cpu_count() or 1) // max(plan.profile.resources.cpu, 1)))
+        print(
+            f"estimated trial time {duration(cost)} in all, about {duration(cost / at_once)} on this machine "
+            f"({at_once} trial(s) at once), plus Ray start and throughput timing"
+            + (f"; {unknown} trial(s) have no estimate (no finished run of their model)" if unknown else "")
+        )
+    elif unknown:
+        print(f"no estimate for {unknown} trial(s): no finished run of their model in this store yet")
     return 0
+
+
+def _judged(plan: Plan) -> str:
+    if plan.table.kind == "stacked":
+        return "each row is judged against the row it adds to"
+    return f"each row is judged against {plan.table.baseline or 'the first row'}"
 
 
 def register(sub) -> None:
@@ -88,4 +134,5 @@ def register(sub) -> None:
     s.add_argument("--data", help="ImageFolder root to use instead of the profile's data")
     s.add_argument("--rows", nargs="+", help="only these rows (and their teachers)")
     s.add_argument("--rerun", action="store_true", help="as `ablation --rerun` would decide")
+    s.add_argument("--repeats", type=int, metavar="N", help="seeds per row, as `ablation --repeats` would run")
     s.set_defaults(fn=cmd_plan)

@@ -41,6 +41,7 @@ class Profile(BaseModel):
     evaluation: dict[str, Any] = Field(default_factory=dict, description="EvalConfig fields")
     resources: Resources = Resources()
     max_failures: int = 2
+    repeats: int = Field(1, ge=1, le=100, description="seeds per row (a table or --repeats overrides)")
     teachers: dict[str, str] = Field(
         default_factory=dict,
         description="KD teacher substitutes in this profile (row -> row), for teachers it cannot train well",

@@ -1,49 +1,91 @@
-"""One live line per trial on the driver: row, epoch, loss, top-1, ETA."""
+"""Live lines on the driver: one per trial event (row, epoch, loss, top-1, evaluation phase) and,
+whenever a trial starts or ends, one overall line for the invocation: units done / total,
+running, failed, elapsed and ETA."""
 
 from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass, field
 
 from ray.tune import Callback
 
+from .estimate import duration
+
+
+@dataclass
+class Tally:
+    """The invocation's units to run, across its stages (teachers first, then students)."""
+
+    total: int
+    done: int = 0
+    failed: int = 0
+    running: int = 0
+    started: float = field(default_factory=time.time)
+
+    def line(self, name: str) -> str:
+        elapsed = time.time() - self.started
+        ended = self.done + self.failed
+        eta = f"ETA ~{duration(elapsed / ended * (self.total - ended))}" if ended and ended < self.total else "ETA -"
+        return (
+            f"[{name}] {ended}/{self.total} trials ended ({self.done} finished, {self.failed} failed), "
+            f"{self.running} running, {duration(elapsed)} elapsed, {eta}"
+        )
+
 
 class TrialLines(Callback):
-    def __init__(self) -> None:
+    def __init__(self, tally: Tally | None = None, name: str = "table") -> None:
         self.started: dict[str, float] = {}
+        self.tally, self.name = tally, name
 
     @property
     def stream(self):
         # looked up at print time: Ray pickles callbacks, and a captured stream may not pickle
         return sys.stdout
 
+    def _say(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def _overall(self, started: int = 0, ended: int = 0, failed: bool = False) -> None:
+        if self.tally is None:
+            return
+        self.tally.running += started - ended
+        if ended:
+            self.tally.failed += int(failed)
+            self.tally.done += int(not failed)
+        self._say(self.tally.line(self.name))
+
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         row = trial.config["trial"].row
         self.started[trial.trial_id] = time.time()
-        print(f"[{row}] started", file=self.stream, flush=True)
+        self._say(f"[{row}] started")
+        self._overall(started=1)
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         row = result.get("row", "?")
         if result.get("failed"):
-            print(f"[{row}] FAILED: {result.get('reason')}", file=self.stream, flush=True)
+            self._say(f"[{row}] FAILED: {result.get('reason')}")
+            self._overall(ended=1, failed=True)
             return
         if result.get("skipped_images"):
             n = int(result["skipped_images"])
-            print(f"[{row}] {n} unreadable image(s) skipped (artifact skipped_files.txt)", file=self.stream, flush=True)
+            self._say(f"[{row}] {n} unreadable image(s) skipped (artifact skipped_files.txt)")
         if result.get("finished"):
             top1, mce, mfr = (result.get(k, float("nan")) for k in ("top1", "mce", "mfr"))
-            line = f"[{row}] finished: top1 {top1:.2f}  mCE {mce:.2f}  mFR {mfr:.2f}"
-            print(line, file=self.stream, flush=True)
+            self._say(f"[{row}] finished: top1 {top1:.2f}  mCE {mce:.2f}  mFR {mfr:.2f}")
+            self._overall(ended=1)
+            return
+        if result.get("phase"):
+            self._say(f"[{row}] evaluating {result['phase']}: {100 * result.get('progress', 0):.0f}%")
             return
         epoch, epochs = result.get("epoch", 0), result.get("epochs", 0)
         elapsed = time.time() - self.started.get(trial.trial_id, time.time())
         eta = elapsed / max(epoch, 1) * (epochs - epoch)
-        print(
+        self._say(
             f"[{row}] epoch {epoch}/{epochs}  loss {result.get('loss', float('nan')):.3f}  "
-            f"top1 {result.get('top1', float('nan')):.2f}  ETA {eta:.0f}s (+ evaluation)",
-            file=self.stream,
-            flush=True,
+            f"top1 {result.get('top1', float('nan')):.2f}  ETA {eta:.0f}s (+ evaluation)"
         )
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        print(f"[{trial.config['trial'].row}] error (Ray retries up to max_failures)", file=self.stream, flush=True)
+        self._say(f"[{trial.config['trial'].row}] error: its worker died more often than max_failures allows")
+        self._overall(ended=1, failed=True)

@@ -19,10 +19,12 @@ import pandas as pd
 from mlflow.entities import Run
 
 from ..tracking import TrackedRun, finish_run, open_run
+from ..tracking.headline import DESCRIPTION_TAG, headline
 from ..tracking.store import client as make_client
 from ..tracking.store import ensure_experiment, retry_locked
 from .plan import Plan
-from .summary import build_summary, latest_runs
+from .report import markdown
+from .summary import build_summary, latest_runs, summary_columns, table_runs, unit_frame
 
 UNFINISHED = ("RUNNING", "SCHEDULED")
 
@@ -57,7 +59,9 @@ class Recorder:
     workdir: Path
     experiment_id: str = ""
     parent_id: str = ""
-    children: dict[str, str] = field(default_factory=dict)  # row -> run id used by this invocation
+    children: dict[str, str] = field(default_factory=dict)  # unit -> run id used by this invocation
+    reused: dict[str, Run] = field(default_factory=dict)  # unit -> FINISHED run of another table
+    table: dict = field(default_factory=dict)  # the manifest, once closed
 
     def __post_init__(self) -> None:
         self.client = make_client(self.uri)
@@ -73,13 +77,29 @@ class Recorder:
             "kind": "ablation",
             "data": plan.data or "profile default",
             "profile_description": plan.profile.description,
+            "repeats": str(plan.repeats),
             **driver_tags(),
         }
+        previous = self._previous_parent()
+        if previous:
+            tags["resumed_from"] = previous
         name = f"{plan.experiment} ({plan.profile_name})"
         parent = retry_locked(lambda: self.client.create_run(self.experiment_id, run_name=name, tags=tags))
         self.parent_id = parent.info.run_id
         retry_locked(lambda: self.client.log_dict(self.parent_id, manifest(plan), "table.json"))
         return self.parent_id
+
+    def _previous_parent(self) -> str | None:
+        """The newest earlier invocation of this table and profile: this one continues it."""
+        found = retry_locked(
+            lambda: self.client.search_runs(
+                [self.experiment_id],
+                f"tags.kind = 'ablation' and tags.profile = '{self.plan.profile_name}'",
+                order_by=["attributes.start_time DESC"],
+                max_results=1,
+            )
+        )
+        return found[0].info.run_id if found else None
 
     def reap_orphans(self) -> list[str]:
         """Mark KILLED the runs an earlier driver left RUNNING or SCHEDULED when it died (kill -9)."""
@@ -107,14 +127,28 @@ class Recorder:
 
     # -- children -------------------------------------------------------------------------
     def latest(self) -> dict[str, Run]:
-        """Newest run per row with the current config hash, any status."""
-        return latest_runs(self.client, self.experiment_id, self.plan.hashes)
+        """Newest run of each unit (row x seed) with the current config hash, any status."""
+        return retry_locked(lambda: latest_runs(self.client, self.experiment_id, self.plan.units))
 
     def finished(self) -> dict[str, Run]:
-        return {rid: r for rid, r in self.latest().items() if r.info.status == "FINISHED"}
+        """Each unit's FINISHED run: its own, or one of another table with the same config hash
+        and evaluation identity (remembered in :attr:`reused`)."""
+        eval_id = self.plan.eval_cfg.identity()
+        runs = retry_locked(lambda: table_runs(self.client, self.experiment_id, self.plan.units, eval_id))
+        done = {k: r for k, r in runs.items() if r.info.status == "FINISHED"}
+        self.reused = {k: r for k, r in done.items() if r.info.experiment_id != self.experiment_id}
+        return done
+
+    def adopt(self, key: str) -> str:
+        """Use another table's finished run for a unit; the run records every table using it."""
+        run = self.reused[key]
+        tag = f"used_by.{self.plan.experiment}"
+        retry_locked(lambda: self.client.set_tag(run.info.run_id, tag, self.plan.rows[key].id))
+        origin = f"table {run.data.tags.get('table', '?')} row {run.data.tags.get('row', '?')}"
+        return f"{key}: reusing the finished run of {origin} (same config hash and evaluation)"
 
     def child(self, rid: str, fresh: bool) -> str:
-        """The run a row's trial logs into, SCHEDULED under this invocation's parent: its newest
+        """The run a unit's trial logs into, SCHEDULED under this invocation's parent: its newest
         run of this config hash when that was KILLED or FAILED (an interrupted row continues its
         own run) or is being re-evaluated, else a new run."""
         prev = None if fresh else self.latest().get(rid)
@@ -142,12 +176,13 @@ class Recorder:
     def child_tags(self, rid: str) -> dict[str, str]:
         prow, plan = self.plan.rows[rid], self.plan
         return {
-            "row": rid,
+            "row": prow.id,
+            "repeat": str(prow.repeat),
             "table": str(plan.table.table),
             "profile": plan.profile_name,
             "kind": "trial",
             "reference": str(prow.row.reference).lower(),
-            **({"kd_teacher": prow.teacher} if prow.teacher else {}),
+            **({"kd_teacher": plan.rows[prow.teacher].id} if prow.teacher else {}),
         }
 
     def end(self, run_id: str, status: str, reason: str) -> None:
@@ -164,6 +199,8 @@ class Recorder:
         MlflowCallback(self.client, run_id).log_metrics(metrics, 0)
         for k, v in tags.items():
             retry_locked(lambda k=k, v=v: self.client.set_tag(run_id, k, v))
+        now = retry_locked(lambda: self.client.get_run(run_id)).data.metrics
+        retry_locked(lambda: self.client.set_tag(run_id, DESCRIPTION_TAG, headline(now)))
 
     # -- the end ---------------------------------------------------------------------------
     @property
@@ -180,10 +217,21 @@ class Recorder:
                 now = retry_locked(lambda run_id=run_id: self.client.get_run(run_id)).info.status
                 if now in UNFINISHED or now == "KILLED":
                     self.end(run_id, "KILLED", reason or "interrupted")
-        summary = build_summary(self.plan.shown, self.latest(), self.plan.table.baseline)
+        table = self.table = manifest(self.plan)
+        runs = retry_locked(
+            lambda: table_runs(self.client, self.experiment_id, self.plan.units, self.plan.eval_cfg.identity())
+        )
+        summary = build_summary(table, unit_frame(table, runs, self.experiment_id))
         self.summary_csv.parent.mkdir(parents=True, exist_ok=True)
-        summary.to_csv(self.summary_csv, index=False)
+        summary_columns(summary).to_csv(self.summary_csv, index=False)
         retry_locked(lambda: self.client.log_artifact(self.parent_id, str(self.summary_csv)))
+        description = _fit_tag(markdown(table, summary), "\n\n(truncated: `assembled report` prints all of it)")
+        retry_locked(lambda: self.client.set_tag(self.parent_id, DESCRIPTION_TAG, description))
+        if status == "FINISHED" and not self.children:
+            # every row was already finished: say so, so the experiment page is not a stack of look-alikes
+            retry_locked(lambda: self.client.set_tag(self.parent_id, "nothing_ran", "true"))
+            name = f"{self.plan.experiment} ({self.plan.profile_name}; nothing to run)"
+            retry_locked(lambda: self.client.set_tag(self.parent_id, "mlflow.runName", name))
         if failed:
             retry_locked(lambda: self.client.set_tag(self.parent_id, "failed_rows", ",".join(sorted(failed))))
         if reason:
@@ -192,28 +240,47 @@ class Recorder:
         return summary
 
 
+def _fit_tag(text: str, tail: str, limit: int = 8000) -> str:
+    """``text`` cut at a line boundary to fit MLflow's tag value limit, ``tail`` saying so."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - len(tail)].rsplit("\n", 1)[0] + tail
+
+
 def manifest(plan: Plan) -> dict:
-    """What the table asked for, so readers of MLflow alone (dashboards) know every row and the paper."""
+    """What the table asked for, so readers of MLflow alone (report, dashboards) know every row,
+    its seeds' config hashes, what each row is judged against, and the paper's numbers."""
     hashes = plan.hashes
+    rows: dict[str, dict] = {}
+    for key, u in plan.rows.items():  # repeat 0 of each row comes first
+        entry = rows.setdefault(
+            u.id,
+            {
+                "id": u.id,
+                "title": u.row.title,
+                "base": u.row.base,
+                "reference": u.row.reference,
+                "table_row": u.id in plan.table_rows,
+                "paper_epochs": u.row.epochs,
+                "epochs": u.cfg.optim.epochs,
+                "teacher": plan.rows[u.teacher].id if u.teacher else None,
+                "config_hash": hashes[key],
+                "requested": False,
+                "paper": u.row.paper.model_dump(),
+                "units": [],
+            },
+        )
+        entry["units"].append({"repeat": u.repeat, "config_hash": hashes[key], "requested": u.wanted})
+        entry["requested"] = entry["requested"] or u.wanted
     return {
         "table": str(plan.table.table),
         "title": plan.table.title,
         "baseline": plan.table.baseline,
+        "kind": plan.table.kind,
+        "repeats": plan.repeats,
+        "eval_hash": plan.eval_cfg.identity(),
         "profile": plan.profile_name,
         "profile_description": plan.profile.description,
         "data": plan.data or "profile default",
-        "rows": [
-            {
-                "id": r.id,
-                "title": r.row.title,
-                "reference": r.row.reference,
-                "paper_epochs": r.row.epochs,
-                "epochs": r.cfg.optim.epochs,
-                "teacher": r.teacher,
-                "config_hash": hashes[r.id],
-                "requested": r.wanted,
-                "paper": r.row.paper.model_dump(),
-            }
-            for r in plan.rows.values()
-        ],
+        "rows": list(rows.values()),
     }

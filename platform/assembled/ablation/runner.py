@@ -24,8 +24,10 @@ from .executor import RayExecutor
 from .interrupts import as_interrupted, interruptible
 from .plan import ROOT, Decision, Plan, build_plan, decide, fit_resources
 from .profiles import scaled_size
+from .progress import Tally
 from .record import Recorder
-from .summary import format_table
+from .report import terminal
+from .summary import agreement
 from .teachers import TeacherFailed, ensure_logits
 from .trial import TrialSpec
 
@@ -37,6 +39,7 @@ class AblationResult:
     parent_run_id: str
     experiment: str
     summary: pd.DataFrame = field(default_factory=pd.DataFrame)
+    manifest: dict = field(default_factory=dict)
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
@@ -56,8 +59,9 @@ def run_ablation(
     ablations_dir: Path | None = None,
     workdir: Path | None = None,
     rows: list[str] | None = None,
+    repeats: int | None = None,
 ) -> AblationResult:
-    plan = build_plan(spec, profile, data, rows, ablations_dir)
+    plan = build_plan(spec, profile, data, rows, ablations_dir, repeats)
     workdir = (workdir or Path.cwd() / "runs") / plan.experiment
     with interruptible():
         recorder = Recorder(plan, tracking_uri(), workdir)
@@ -74,6 +78,7 @@ class _Run:
         self.state: dict[str, str] = {}
         self.run_of: dict[str, str] = {}
         self.resources: dict[str, float] = {}
+        self.tally = Tally(0)
 
     def execute(self) -> AblationResult:
         status, reason = "FAILED", ""
@@ -94,6 +99,7 @@ class _Run:
         finally:
             self.executor.stop()
             self.result.summary = self.recorder.close(status, self.result.failed, reason)
+            self.result.manifest = self.recorder.table
             self.result.summary_csv, self.result.tracking_uri = self.recorder.summary_csv, self.recorder.uri
         return self.result
 
@@ -105,8 +111,11 @@ class _Run:
             if d.action == "skip":
                 self.state[rid], self.run_of[rid] = "finished", finished[rid].info.run_id
                 self.result.skipped.append(rid)
+                if rid in self.recorder.reused:
+                    print(self.recorder.adopt(rid))
             else:
                 self.state[rid] = "pending"
+                self.tally.total += 1
         again = sorted(rid for rid, d in decisions.items() if d.action == "re-evaluate")
         if again:
             print(f"{self.plan.path.name}: re-evaluating {', '.join(again)}: {decisions[again[0]].why}")
@@ -132,13 +141,15 @@ class _Run:
             if not specs:
                 continue
             name = f"{self.plan.experiment}-{self.recorder.parent_id[:8]}-{stage}"
-            outcomes = self.executor.run_stage(specs, self.resources, self.plan.profile.max_failures, name)
+            outcomes = self.executor.run_stage(specs, self.resources, self.plan.profile.max_failures, name, self.tally)
             for rid, out in outcomes.items():
                 self.state[rid] = out.status
                 if out.status == "finished":
                     self.result.ran.append(rid)
+                    self.tally.done += 1
                 else:
                     self.result.failed[rid] = out.reason
+                    self.tally.failed += 1
             stage += 1
         for rid, s in self.state.items():
             if s == "pending":  # never dropped silently
@@ -157,6 +168,7 @@ class _Run:
                 if s == "pending" and teacher and self.state.get(teacher) in ("failed", "blocked"):
                     why = f"teacher {teacher} failed: {self.result.failed.get(teacher, '?')}"
                     self.state[rid], self.result.failed[rid] = "blocked", why
+                    self.tally.failed += 1
                     self.recorder.block(rid, why)
                     changed = True
 
@@ -229,7 +241,7 @@ class _Run:
 
 def print_result(result: AblationResult) -> None:
     print()
-    print(format_table(result.summary))
+    print(terminal(result.manifest, result.summary, agreement(result.summary)))
     print()
     print(
         f"ran {len(result.ran)}, skipped (already finished) {len(result.skipped)}, failed {len(result.failed)}"

@@ -71,6 +71,12 @@ class Table(BaseModel):
     title: str
     schedule: Literal["cosine", "piecewise"] = "cosine"
     baseline: str | None = Field(None, description="row whose errors normalise mCE/mFR off ImageNet")
+    kind: Literal["stacked", "alternatives"] = Field(
+        "alternatives",
+        description="stacked: each row adds to its base row (else the previous row) and is judged against it; "
+        "alternatives: every row is judged against the baseline",
+    )
+    repeats: int | None = Field(None, ge=1, le=100, description="seeds per row (default: the profile's)")
     rows: list[Row]
 
 
@@ -79,6 +85,7 @@ class ResolvedRow(BaseModel):
 
     id: str
     title: str
+    base: str | None = None
     model: dict[str, Any] | str
     reg: dict[str, Any]
     optim: dict[str, Any]
@@ -164,6 +171,7 @@ def _resolve(path: Path, row: Row, by_id: dict[str, Row], stack: list[str]) -> R
     return ResolvedRow(
         id=row.id,
         title=row.title or (parent.title if parent else ""),
+        base=row.base,
         model=model,
         reg=reg,
         optim={**(parent.optim if parent else {}), **(row.optim or {})},

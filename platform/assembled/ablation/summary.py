@@ -1,76 +1,270 @@
-"""The paper-vs-measured table of an ablation, built from MLflow runs alone."""
+"""The results of a table from MLflow alone: each unit's (row x seed) run found by its tags, and
+the per-row summary (mean, std and n over seeds; each gain with its 95% interval and verdict;
+the paper's numbers beside). Read by the runner's summary, ``assembled report`` and the
+dashboards, all from the table's manifest (``table.json``), so they agree by construction.
+
+A run is found in the table's own experiment first; a unit with no FINISHED run there may use
+a FINISHED run of the same config hash and evaluation identity from another table (Table 6's
+T0 is Table 7's E0): the same experiment is not trained twice.
+"""
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
+from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from ..data.corruptions import STANDARD
 from ..data.perturbations import PERTURBATIONS
-from .spec import ResolvedRow
+from .plan import unit_key
+from .stats import HIGHER_IS_BETTER, Gain, sign_agreement, spread, welch
 
 COLUMNS = ["top1", "mce", "mfr", "throughput"]
+GAINS = ["top1", "mce", "mfr"]
+PER_ITEM = ("ce_", "fr_", "cerr_", "fp_", "t5d_")  # per-corruption / per-perturbation metrics
 
 
-def latest_runs(client: MlflowClient, experiment_id: str, hashes: dict[str, str]) -> dict[str, object]:
-    """Newest child run per row whose config hash is the current one (any status)."""
+# -- finding runs ------------------------------------------------------------------------------
+def latest_runs(client: MlflowClient, experiment_id: str, units: dict[str, tuple[str, str]]) -> dict[str, Run]:
+    """Newest run (any status) of each unit in the experiment, found by tags row + config_hash."""
+    key_of = {v: k for k, v in units.items()}
     runs = client.search_runs(
         [experiment_id], "tags.row != ''", order_by=["attributes.start_time DESC"], max_results=5000
     )
-    out: dict[str, object] = {}
+    out: dict[str, Run] = {}
     for r in runs:
-        row = r.data.tags.get("row")
-        if row in hashes and row not in out and r.data.tags.get("config_hash") == hashes[row]:
-            out[row] = r
+        key = key_of.get((r.data.tags.get("row"), r.data.tags.get("config_hash")))
+        if key is not None and key not in out:
+            out[key] = r
     return out
 
 
-def _relative(run, base, prefix: str, names) -> tuple[float | None, int]:
-    """Mean of 100 * run / baseline over the names the baseline can normalise (a baseline
-    value of 0, e.g. a flip rate nobody flips on, cannot), and how many those were."""
-    if run is None or base is None:
-        return None, 0
-    vals = []
-    for n in names:
-        a, b = run.data.metrics.get(f"{prefix}{n}"), base.data.metrics.get(f"{prefix}{n}")
-        if a is not None and b:
-            vals.append(100 * a / b)
-    return (sum(vals) / len(vals) if vals else None), len(vals)
+def reusable_runs(
+    client: MlflowClient, experiment_id: str, units: dict[str, tuple[str, str]], eval_id: str
+) -> dict[str, Run]:
+    """FINISHED runs of other tables' experiments with a unit's config hash and this evaluation
+    identity: the same experiment, already done."""
+    others = [e.experiment_id for e in client.search_experiments() if e.experiment_id != experiment_id]
+    wanted = {h: k for k, (_, h) in units.items()}
+    out: dict[str, Run] = {}
+    for i in range(0, len(others), 100):  # MLflow takes at most 100 experiments per search
+        found = client.search_runs(
+            others[i : i + 100],
+            "tags.kind = 'trial' and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
+            max_results=5000,
+        )
+        for r in found:
+            key = wanted.get(r.data.tags.get("config_hash", ""))
+            if key is not None and key not in out and r.data.tags.get("eval_hash") == eval_id:
+                out[key] = r
+    return out
 
 
-def build_summary(rows: list[ResolvedRow], runs: dict[str, object], baseline: str | None) -> pd.DataFrame:
-    base = runs.get(baseline) if baseline else None
+def table_runs(
+    client: MlflowClient, experiment_id: str, units: dict[str, tuple[str, str]], eval_id: str | None
+) -> dict[str, Run]:
+    """Each unit's run: its own newest, or, where that is not FINISHED, a reusable one."""
+    own = latest_runs(client, experiment_id, units) if experiment_id else {}
+    missing = {k: v for k, v in units.items() if k not in own or own[k].info.status != "FINISHED"}
+    if missing and eval_id:
+        own |= reusable_runs(client, experiment_id, missing, eval_id)
+    return own
+
+
+def manifest_units(manifest: dict) -> dict[str, tuple[str, str]]:
+    """unit key -> (row, config hash) of a manifest (manifests before repeats: one unit a row)."""
+    out = {}
+    for row in manifest["rows"]:
+        for u in row.get("units") or [{"repeat": 0, "config_hash": row["config_hash"]}]:
+            out[unit_key(row["id"], u["repeat"])] = (row["id"], u["config_hash"])
+    return out
+
+
+# -- one line per unit -------------------------------------------------------------------------
+def unit_frame(manifest: dict, runs: dict[str, Run], experiment_id: str | None = None) -> pd.DataFrame:
     records = []
-    for row in rows:
-        run = runs.get(row.id)
-        m = run.data.metrics if run is not None else {}
-        rec = {"row": row.id, "title": row.title, "status": run.info.status if run is not None else "NOT RUN"}
-        for col in COLUMNS:
-            rec[f"paper_{col}"] = getattr(row.paper, col)
-            rec[col] = m.get(col)
-        rec["throughput_ratio_r50"] = m.get("throughput_ratio_r50")
-        rec["gmacs"] = m["macs"] / 1e9 if "macs" in m else None
-        rec["params_m"] = m["params"] / 1e6 if "params" in m else None
-        if baseline:
-            rec[f"mce_vs_{baseline}"] = _relative(run, base, "cerr_", STANDARD)[0]
-            for key, prefix in (("mfr", "fp_"), ("mt5d", "t5d_")):
-                value, n = _relative(run, base, prefix, PERTURBATIONS)
-                rec[f"{key}_vs_{baseline}"] = value
-                if run is not None and value is not None and n < len(PERTURBATIONS):
-                    rec[f"{key}_vs_{baseline}_n"] = n  # normalised over n of the 10 perturbations
-        if run is not None and run.info.status == "FAILED":
-            rec["reason"] = run.data.tags.get("failure_reason", "").splitlines()[0][:200]
+    for key, (row, _) in manifest_units(manifest).items():
+        run = runs.get(key)
+        rec: dict = {"unit": key, "row": row, "status": run.info.status if run else "NOT RUN"}
+        if run is not None:
+            rec |= {"run_id": run.info.run_id, "seed": run.data.params.get("seed")}
+            if experiment_id and run.info.experiment_id != experiment_id:
+                rec["reused_from"] = f"table {run.data.tags.get('table', '?')} {run.data.tags.get('row', '?')}"
+            if run.data.tags.get("data.num_classes"):
+                rec["num_classes"] = float(run.data.tags["data.num_classes"])
+            if run.info.status == "FINISHED":
+                rec |= run.data.metrics
+            elif run.info.status == "FAILED":
+                rec["reason"] = run.data.tags.get("failure_reason", "").split("\n")[0][:200]
         records.append(rec)
     return pd.DataFrame.from_records(records)
 
 
-def format_table(df: pd.DataFrame) -> str:
-    """The terminal table: missing values as '-', paper columns without any number dropped,
-    GMACs and params with three significant digits (toy models have 0.004 GMACs)."""
-    shown = df.drop(columns=[c for c in ("title",) if c in df.columns])
-    for c in shown.columns:
-        if c.startswith("paper_"):
-            shown[c] = pd.to_numeric(shown[c], errors="coerce")
-    shown = shown.drop(columns=[c for c in shown.columns if c.startswith("paper_") and shown[c].isna().all()])
-    digits = {c: (lambda v: "-" if pd.isna(v) else f"{v:.3g}") for c in ("gmacs", "params_m") if c in shown}
-    return shown.to_string(index=False, float_format=lambda v: f"{v:.2f}", na_rep="-", formatters=digits)
+# -- one line per row --------------------------------------------------------------------------
+def comparisons(manifest: dict) -> dict[str, str]:
+    """Which row each row is judged against: ``stacked`` tables, the row it adds to (its base,
+    else the previous non-reference row); ``alternatives``, the baseline. Reference models and
+    rows from other tables (extra KD teachers) are judged only in ``alternatives`` tables."""
+    rows = [r for r in manifest["rows"] if r.get("table_row", True)]
+    ids = {r["id"] for r in rows}
+    baseline = manifest.get("baseline") or next((r["id"] for r in rows if not r.get("reference")), None)
+    out: dict[str, str] = {}
+    if manifest.get("kind") == "stacked":
+        prev = None
+        for r in rows:
+            if r.get("reference"):
+                continue
+            target = r.get("base") if r.get("base") in ids else prev
+            if target:
+                out[r["id"]] = target
+            prev = r["id"]
+    elif baseline:
+        out = {r["id"]: baseline for r in rows if r["id"] != baseline}
+    return out
+
+
+def _status(statuses: list[str]) -> str:
+    if not statuses:
+        return "NOT RUN"
+    if len(set(statuses)) == 1:
+        return statuses[0]
+    counts = pd.Series(statuses).value_counts()
+    return ", ".join(f"{n} {s}" for s, n in counts.items())
+
+
+def _relative(mine: dict, base: dict, prefix: str, names) -> tuple[float | None, int]:
+    """Mean of 100 * row / baseline over the names the baseline can normalise (a baseline value
+    of 0, e.g. a flip rate nobody flips on, cannot), and how many those were."""
+    vals = [
+        100 * mine[f"{prefix}{n}"] / base[f"{prefix}{n}"]
+        for n in names
+        if pd.notna(mine.get(f"{prefix}{n}")) and base.get(f"{prefix}{n}")
+    ]
+    return (sum(vals) / len(vals) if vals else None), len(vals)
+
+
+def build_summary(manifest: dict, units: pd.DataFrame) -> pd.DataFrame:
+    """One line per shown row: mean/std/n of each metric over its finished seeds, the paper's
+    numbers, the gain over the row it is judged against with a 95% interval and a verdict."""
+    shown = [r for r in manifest["rows"] if r.get("requested", True)]
+    done = units[units["status"] == "FINISHED"] if "status" in units else units
+    values = {r["id"]: done[done["row"] == r["id"]] for r in shown}
+    means = {rid: v.mean(numeric_only=True).to_dict() for rid, v in values.items()}
+    baseline = manifest.get("baseline")
+    against = comparisons(manifest)
+    records = []
+    for r in shown:
+        rid, mine = r["id"], values[r["id"]]
+        statuses = list(units.loc[units["row"] == rid, "status"]) if "row" in units else []
+        rec: dict = {
+            "row": rid,
+            "title": r.get("title", ""),
+            "reference": bool(r.get("reference")),
+            "status": _status([s for s in statuses if s != "NOT RUN"]),
+            "n": len(mine),
+            "seeds": len(statuses),
+        }
+        for col in COLUMNS:
+            s = spread(list(mine[col]) if col in mine else [])
+            rec[col], rec[f"{col}_std"] = s.mean, s.std
+            rec[f"paper_{col}"] = (r.get("paper") or {}).get(col)
+        m = means[rid]
+        rec["throughput_ratio_r50"] = m.get("throughput_ratio_r50")
+        rec["gmacs"] = m["macs"] / 1e9 if pd.notna(m.get("macs")) else None
+        rec["params_m"] = m["params"] / 1e6 if pd.notna(m.get("params")) else None
+        if baseline and baseline in means:
+            _vs_baseline(rec, m, means[baseline], baseline)
+        if rid in against:
+            _gain(rec, r, mine, against[rid], values.get(against[rid]), manifest)
+        if manifest.get("kind") == "stacked" and baseline in values and rid != baseline and not r.get("reference"):
+            _gain(rec, r, mine, baseline, values[baseline], manifest, p="base_")  # the relative view
+        flags = health_flags(mine)
+        if flags:
+            rec["flags"] = flags
+        for col in ("reason", "reused_from"):  # a failed seed's reason; where reused runs come from
+            found = units.loc[units["row"] == rid, col].dropna() if col in units else []
+            if len(found):
+                rec[col] = ", ".join(sorted(set(map(str, found))))
+        rec |= {k: v for k, v in m.items() if k.startswith(PER_ITEM)}
+        records.append(rec)
+    return pd.DataFrame.from_records(records)
+
+
+def health_flags(finished: pd.DataFrame) -> str:
+    """Why a row's numbers may not mean what they seem: a model at chance or predicting one
+    class "never flips" (mFR 0) and has flat corruption errors; a non-finite loss is no result."""
+    flags = []
+    if "top1" in finished and "num_classes" in finished and len(finished):
+        chance = 100 / finished["num_classes"]
+        n = int((finished["top1"] <= 1.2 * chance).sum())
+        if n:
+            flags.append(f"near chance ({n}/{len(finished)} seeds)")
+    if "val_pred_classes" in finished:
+        n = int((finished["val_pred_classes"] <= 1).sum())
+        if n:
+            flags.append(f"constant predictions ({n}/{len(finished)} seeds)")
+    for col in ("loss", "val_loss"):
+        if col in finished:
+            n = int((~finished[col].apply(lambda v: pd.notna(v) and math.isfinite(v))).sum())
+            if n:
+                flags.append(f"non-finite {col} ({n}/{len(finished)} seeds)")
+    return "; ".join(flags)
+
+
+def _vs_baseline(rec: dict, mine: dict, base: dict, baseline: str) -> None:
+    rec[f"mce_vs_{baseline}"] = _relative(mine, base, "cerr_", STANDARD)[0]
+    for key, prefix in (("mfr", "fp_"), ("mt5d", "t5d_")):
+        value, n = _relative(mine, base, prefix, PERTURBATIONS)
+        rec[f"{key}_vs_{baseline}"] = value
+        if value is not None and n < len(PERTURBATIONS):
+            rec[f"{key}_vs_{baseline}_n"] = n  # normalised over n of the 10 perturbations
+
+
+def _gain(
+    rec: dict, row: dict, mine: pd.DataFrame, target: str, theirs: pd.DataFrame | None, manifest: dict, p: str = ""
+) -> None:
+    """Columns ``{p}d_<metric>`` (+ ``_lo``/``_hi``), ``{p}<metric>_verdict``, ``paper_{p}d_<metric>``
+    and the throughput cost, of ``row`` over ``target``."""
+    rec[f"{p}vs"] = target
+    paper_of = {r["id"]: r.get("paper") or {} for r in manifest["rows"]}
+    for col in GAINS:
+        a = list(mine[col]) if col in mine else []
+        b = list(theirs[col]) if theirs is not None and col in theirs else []
+        g = welch(a, b, HIGHER_IS_BETTER[col])
+        rec[f"{p}d_{col}"], rec[f"{p}d_{col}_lo"], rec[f"{p}d_{col}_hi"] = g.delta, g.lo, g.hi
+        rec[f"{p}{col}_verdict"] = g.verdict
+        p_new, p_old = paper_of[row["id"]].get(col), paper_of.get(target, {}).get(col)
+        rec[f"paper_{p}d_{col}"] = p_new - p_old if p_new is not None and p_old is not None else None
+    t_new = rec.get("throughput")
+    t_old = _num(theirs["throughput"].mean()) if theirs is not None and "throughput" in theirs else None
+    rec[f"{p}throughput_cost"] = t_new / t_old if t_new and t_old else None  # img/s relative to the target
+    p_new, p_old = paper_of[row["id"]].get("throughput"), paper_of.get(target, {}).get("throughput")
+    rec[f"paper_{p}throughput_cost"] = p_new / p_old if p_new and p_old else None
+
+
+def agreement(summary: pd.DataFrame) -> dict[str, str]:
+    """Per metric with a paper gain, how many of the resolvable steps agree in sign with it."""
+    out = {}
+    for col in GAINS:
+        if f"paper_d_{col}" not in summary or summary[f"paper_d_{col}"].isna().all():
+            continue
+        steps = [
+            (Gain(_num(r[f"d_{col}"]), None, None, r[f"{col}_verdict"]), _num(r[f"paper_d_{col}"]))
+            for r in summary.to_dict("records")
+            if isinstance(r.get(f"{col}_verdict"), str)
+        ]
+        out[col] = str(sign_agreement(steps))
+    return out
+
+
+def _num(v) -> float | None:
+    return None if v is None or pd.isna(v) else float(v)
+
+
+def summary_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """The summary CSV: everything but the per-corruption / per-perturbation means and the
+    vs-baseline view of stacked tables (the dashboards draw it)."""
+    return df[[c for c in df.columns if not c.startswith((*PER_ITEM, "base_", "paper_base_"))]]

@@ -52,12 +52,34 @@ class _Report:
             os._exit(3)
 
 
+class _EvalProgress:
+    """Forward evaluation progress to Tune, at most every ``every`` seconds (the mCE and mFR
+    passes of a large profile take many minutes with nothing else to say)."""
+
+    def __init__(self, row: str, every: float = 10.0) -> None:
+        self.row, self.every, self.last = row, every, 0.0
+
+    def __call__(self, phase: str, fraction: float) -> None:
+        import time
+
+        from ray import tune
+
+        now = time.monotonic()
+        if now - self.last >= self.every or fraction >= 1:
+            self.last = now
+            tune.report({"row": self.row, "phase": phase, "progress": fraction})
+
+
 def _start(spec: TrialSpec) -> None:
     """RUNNING, without the failure reason of an earlier attempt of this run."""
+    import time
+
     from ..tracking.store import client, retry_locked
 
     c = client(spec.uri)
     retry_locked(lambda: c.update_run(spec.run_id, status="RUNNING"))
+    # when it left the queue: what `assembled plan` estimates durations from
+    retry_locked(lambda: c.set_tag(spec.run_id, "trial_started", str(int(time.time() * 1000))))
     if "failure_reason" in retry_locked(lambda: c.get_run(spec.run_id)).data.tags:
         retry_locked(lambda: c.delete_tag(spec.run_id, "failure_reason"))
 
@@ -91,7 +113,7 @@ def run_trial(config: dict) -> None:
     run = TrackedRun(spec.run_id, spec.experiment_id, spec.uri)
     _start(spec)
     _fetch_checkpoint(spec, workdir)
-    after = suite_after_training(cfg, eval_cfg=spec.eval_cfg, throughput=False)
+    after = suite_after_training(cfg, eval_cfg=spec.eval_cfg, throughput=False, on_progress=_EvalProgress(spec.row))
     try:
         result = train_tracked(cfg, run, workdir, [_Report(spec.row, cfg.optim.epochs, workdir)], after, progress=False)
     except RETRYABLE:

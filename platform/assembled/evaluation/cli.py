@@ -74,13 +74,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     s = sub.add_parser("evaluate", help="top-1, mCE, mFR, throughput, MACs/params of a checkpoint")
-    s.add_argument("checkpoint")
+    s.add_argument("checkpoint", help="a checkpoint written by `assembled train` or an ablation trial (last.pt)")
     s.add_argument("--run-id", help="MLflow run to log into (default: the run that wrote it, else a new one)")
-    s.add_argument("--experiment", default="evaluate")
+    s.add_argument("--experiment", default="evaluate", help="MLflow experiment of a new run")
     s.add_argument("--model", help="build this model instead of the checkpoint's own")
-    s.add_argument("--robustness", choices=["none", "quick", "full"], default="quick")
+    s.add_argument(
+        "--robustness", choices=["none", "quick", "full"], default="quick", help="depth of the mCE / mFR passes"
+    )
     s.add_argument("--extra-corruptions", action="store_true", help="the official code's 19 corruptions")
     s.add_argument("--imagenet-c", help="read a pre-generated ImageNet-C folder instead of generating")
-    s.add_argument("--mce-images", type=int)
-    s.add_argument("--mfr-images", type=int)
+    s.add_argument("--mce-images", type=int, help="evaluation images corrupted for mCE (default: by --robustness)")
+    s.add_argument("--mfr-images", type=int, help="images turned into perturbation sequences for mFR")
     s.set_defaults(fn=cmd_evaluate)

@@ -9,7 +9,7 @@ unnormalised mean error is reported (as the paper does for Food-101).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
@@ -58,6 +58,7 @@ def corruption_errors(
     family: str | None = None,
     progress: bool = False,
     released_jpeg: bool = True,
+    on_progress: Callable[[float], None] | None = None,
 ) -> dict[str, list[float]]:
     """Top-1 error per corruption per severity (5 values) on uint8 clean crops.
 
@@ -79,6 +80,8 @@ def corruption_errors(
                     xc = ops.release_jpeg(xc)
                 wrong[name][s - 1] += int((predict(model, xc, device)[:, 0] != y).sum())
                 bar.update(x.shape[0])
+            if on_progress:
+                on_progress(bar.n / bar.total)
     bar.close()
     return {n: [w / total for w in wrong[n]] for n in names}
 
@@ -149,6 +152,7 @@ def flip_rates(
     progress: bool = False,
     names: Iterable[str] = PERTURBATIONS,
     contexts: torch.Tensor | None = None,
+    on_progress: Callable[[float], None] | None = None,
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Flip probability and top-5 distance per perturbation (unnormalised), as ImageNet-P's
     ``test.py``: noise frames against the first, the others frame against previous frame.
@@ -172,6 +176,8 @@ def flip_rates(
             t5d[name] += float(top5_distance(ref, cur).sum())
             pairs[name] += (f - 1) * n
             bar.update(n)
+            if on_progress:
+                on_progress(bar.n / bar.total)
     bar.close()
     return {n: flips[n] / pairs[n] for n in names}, {n: t5d[n] / pairs[n] for n in names}
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -92,9 +93,12 @@ def evaluate_model(
     progress: bool = True,
     clean: dict[str, float] | None = None,
     throughput: bool = True,
+    on_progress: Callable[[str, float], None] | None = None,
 ) -> EvalResult:
     """``throughput=False`` leaves timing to the caller (the ablation runner times every
-    architecture alone on a node after training, not while other trials share the cores)."""
+    architecture alone on a node after training, not while other trials share the cores).
+    ``on_progress(phase, fraction)`` hears how far the mCE and mFR passes are (a long
+    evaluation is otherwise silent)."""
     model.eval()
     size = train_cfg.data.eval_crop
     metrics: dict[str, float] = {}
@@ -126,7 +130,16 @@ def evaluate_model(
         else:
             images, labels = clean_tensor(clean_ds(), cfg.mce_images or (None if full else 500))
             errors = corruption_errors(
-                model, images, labels, names, device, cfg.seed, family, progress, cfg.released_jpeg
+                model,
+                images,
+                labels,
+                names,
+                device,
+                cfg.seed,
+                family,
+                progress,
+                cfg.released_jpeg,
+                on_progress=on_progress and (lambda f: on_progress("mCE", f)),
             )
             tags["corruption_source"] = f"generated on the fly from {images.shape[0]} evaluation images"
         result.errors = errors
@@ -145,7 +158,15 @@ def evaluate_model(
         n_p = cfg.mfr_images or (1000 if full else 100)
         p_images, _ = clean_tensor(clean_ds(), n_p)
         p_context, _ = clean_tensor(val_context(train_cfg.data), n_p)
-        fps, t5ds = flip_rates(model, p_images, device, cfg.seed, progress, contexts=p_context)
+        fps, t5ds = flip_rates(
+            model,
+            p_images,
+            device,
+            cfg.seed,
+            progress,
+            contexts=p_context,
+            on_progress=on_progress and (lambda f: on_progress("mFR", f)),
+        )
         tags["perturbation_params"] = f"{param_set(size).name} (reference scripts, difficulty 1)"
         for name in PERTURBATIONS:
             metrics[f"fp_{name}"] = 100 * fps[name]
@@ -168,7 +189,11 @@ def evaluate_model(
 
 
 def suite_after_training(
-    train_cfg: TrainConfig, robustness: str = "quick", eval_cfg: EvalConfig | None = None, throughput: bool = True
+    train_cfg: TrainConfig,
+    robustness: str = "quick",
+    eval_cfg: EvalConfig | None = None,
+    throughput: bool = True,
+    on_progress: Callable[[str, float], None] | None = None,
 ):
     """A hook for ``train_tracked``: evaluate the trained model, tag the run, return metrics."""
     cfg = eval_cfg or EvalConfig(robustness=robustness)
@@ -192,6 +217,7 @@ def suite_after_training(
             progress=False,
             clean=clean if clean and len(clean) == 2 else None,
             throughput=throughput,
+            on_progress=on_progress,
         )
         for k, v in ev.tags.items():
             retry_locked(lambda k=k, v=v: callback.client.set_tag(callback.run_id, k, v))

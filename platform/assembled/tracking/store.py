@@ -60,6 +60,8 @@ def schema_lock(uri: str) -> Iterator[None]:
 
 
 _schema_ready: set[str] = set()
+# MLflow 3 opens experiments without this tag in its GenAI view (Traces); classic ML opens the runs table
+KIND_TAG, CLASSIC_ML = "mlflow.experimentKind", "custom_model_development"
 
 
 def client(uri: str | None = None) -> MlflowClient:
@@ -85,11 +87,13 @@ def ensure_experiment(name: str, uri: str | None = None) -> str:
         exp = retry_locked(lambda: c.get_experiment_by_name(name))
         if exp is None:
             try:
-                return retry_locked(lambda: c.create_experiment(name))
+                return retry_locked(lambda: c.create_experiment(name, tags={KIND_TAG: CLASSIC_ML}))
             except Exception:
                 exp = c.get_experiment_by_name(name)  # created concurrently through a server
                 if exp is None:
                     raise
     if exp.lifecycle_stage == "deleted":
         retry_locked(lambda: c.restore_experiment(exp.experiment_id))
+    if exp.tags.get(KIND_TAG) != CLASSIC_ML:
+        retry_locked(lambda: c.set_experiment_tag(exp.experiment_id, KIND_TAG, CLASSIC_ML))
     return exp.experiment_id

@@ -19,6 +19,7 @@ from mlflow.entities import Param
 
 from ..training import TrainConfig, Trainer, TrainResult, flatten
 from .callback import MlflowCallback
+from .headline import DESCRIPTION_TAG, headline
 from .provenance import provenance_tags
 from .store import client as make_client
 from .store import ensure_experiment, retry_locked, tracking_uri
@@ -92,6 +93,8 @@ def train_tracked(
             final |= after_training(result, cb)
         cb.log_metrics(final, len(result.history))
         result.metrics = {**result.metrics, **final}
+        line = headline(result.metrics)
+        retry_locked(lambda: c.set_tag(run.run_id, DESCRIPTION_TAG, line))
         retry_locked(lambda: c.log_text(run.run_id, json.dumps(result.history, indent=1), "history.json"))
     except BaseException as e:
         if finish:

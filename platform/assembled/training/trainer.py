@@ -85,8 +85,10 @@ def loader_for(dataset, batch_size: int, shuffle: bool, workers: int, seed: int 
 def evaluate_top1(
     model: torch.nn.Module, loader: DataLoader, device: torch.device, amp: bool = False, channels_last: bool = False
 ) -> dict[str, float]:
-    """Top-1 / top-5 accuracy (%) and mean CE loss over a loader of (image, label, index)."""
+    """Top-1 / top-5 accuracy (%), mean CE loss, and how many classes the model predicts at all
+    (1 = constant predictions: such a model also "never flips", so its mFR of 0 is no virtue)."""
     model.eval()
+    predicted: torch.Tensor | None = None
     correct1 = torch.zeros((), device=device)
     correct5 = torch.zeros((), device=device)
     loss = torch.zeros((), device=device)
@@ -101,11 +103,14 @@ def evaluate_top1(
         top = logits.topk(min(5, logits.shape[1]), dim=1).indices
         correct1 += (top[:, 0] == y).sum()
         correct5 += (top == y[:, None]).any(1).sum()
+        counts = torch.bincount(top[:, 0], minlength=logits.shape[1])
+        predicted = counts if predicted is None else predicted + counts
         n += y.numel()
     return {
         "top1": 100.0 * correct1.item() / max(n, 1),
         "top5": 100.0 * correct5.item() / max(n, 1),
         "val_loss": loss.item() / max(n, 1),
+        "val_pred_classes": float((predicted > 0).sum().item()) if predicted is not None else 0.0,
     }
 
 

@@ -1,0 +1,232 @@
+"""The paper-style table of a summary, as text (terminal), Markdown, LaTeX or CSV: measured
+mean +/- std beside the paper, then each gain with its 95% interval, verdict, the paper's gain
+and the throughput it costs, and per metric how many resolvable steps agree with the paper.
+
+``assembled report`` builds it from MLflow alone (the table's latest manifest and its runs);
+the runner prints the text form and stores the Markdown as the parent run's description.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+import pandas as pd
+
+from .stats import SINGLE
+
+LABELS = {"top1": "top-1", "mce": "mCE", "mfr": "mFR", "throughput": "img/s"}
+
+
+def _num(v) -> float | None:
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) or pd.isna(v) else float(v)
+
+
+def _pm(rec: dict, col: str, digits: int = 2) -> str:
+    """mean ± std; the mean alone for one seed, or for a throughput timed once per architecture."""
+    mean, std = _num(rec.get(col)), _num(rec.get(f"{col}_std"))
+    if mean is None:
+        return "-"
+    if std is None or (col == "throughput" and std == 0):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _plain(v, fmt: str = "{:.2f}") -> str:
+    v = _num(v) if not isinstance(v, str) else v
+    if v is None:
+        return "-"
+    return v if isinstance(v, str) else fmt.format(v)
+
+
+def _signed(v) -> str:
+    return _plain(v, "{:+.2f}")
+
+
+def _gain(rec: dict, col: str) -> str:
+    d, lo, hi = (_num(rec.get(k)) for k in (f"d_{col}", f"d_{col}_lo", f"d_{col}_hi"))
+    if d is None:
+        return "-"
+    interval = f" [{lo:+.2f}, {hi:+.2f}]" if lo is not None and hi is not None else ""
+    return f"{d:+.2f}{interval} {rec.get(f'{col}_verdict', '')}".strip()
+
+
+def _present(summary: pd.DataFrame, col: str) -> bool:
+    return col in summary and summary[col].notna().any()
+
+
+def results_cells(summary: pd.DataFrame, baseline: str | None) -> list[dict[str, str]]:
+    """One dict per row: the measured value (mean ± std over n seeds) beside the paper's."""
+    out = []
+    for rec in summary.to_dict("records"):
+        cells = {"row": str(rec["row"]) + (" (ref)" if rec.get("reference") else ""), "status": str(rec["status"])}
+        cells["n"] = f"{int(rec.get('n') or 0)}/{int(rec.get('seeds') or 0)}"
+        for col in ("top1", "mce", "mfr", "throughput"):
+            cells[LABELS[col]] = _pm(rec, col, 0 if col == "throughput" else 2)
+            if _present(summary, f"paper_{col}"):
+                cells[f"paper {LABELS[col]}"] = _plain(rec.get(f"paper_{col}"), "{:g}")
+        cells["x R50"] = _plain(rec.get("throughput_ratio_r50"))
+        cells["GMACs"] = _plain(rec.get("gmacs"), "{:.3g}")
+        cells["params (M)"] = _plain(rec.get("params_m"), "{:.3g}")
+        for key in ("mce", "mfr"):
+            col = f"{key}_vs_{baseline}"
+            if baseline and _present(summary, col):
+                n = _num(rec.get(f"{col}_n"))
+                cells[f"{LABELS[key]} vs {baseline}"] = _plain(rec.get(col)) + (f" (of {n:.0f})" if n else "")
+        if _present(summary, "flags"):
+            cells["flags"] = _plain(rec.get("flags"))
+        if _present(summary, "reused_from"):
+            cells["reused from"] = _plain(rec.get("reused_from"))
+        if _present(summary, "reason"):
+            cells["reason"] = _plain(rec.get("reason"))
+        out.append(cells)
+    return out
+
+
+def gain_cells(summary: pd.DataFrame) -> list[dict[str, str]]:
+    """One dict per judged row: its gain over the row it is judged against (95% interval,
+    verdict), the paper's gain, and the throughput it costs (img/s relative to that row)."""
+    if "vs" not in summary:
+        return []
+    out = []
+    for rec in summary[summary["vs"].notna()].to_dict("records"):
+        cells = {"row": str(rec["row"]), "vs": str(rec["vs"])}
+        for col in ("top1", "mce", "mfr"):
+            if _present(summary, f"d_{col}"):
+                cells[f"Δ {LABELS[col]} (95% CI)"] = _gain(rec, col)
+                cells[f"paper Δ {LABELS[col]}"] = _signed(rec.get(f"paper_d_{col}"))
+        cells["speed"] = _plain(rec.get("throughput_cost"), "{:.2f}x")
+        cells["paper speed"] = _plain(rec.get("paper_throughput_cost"), "{:.2f}x")
+        out.append(cells)
+    return out
+
+
+def notes(manifest: dict, summary: pd.DataFrame, agreement: dict[str, str]) -> list[str]:
+    kind = manifest.get("kind", "alternatives")
+    how = "each row vs the row it adds to" if kind == "stacked" else f"each row vs {manifest.get('baseline')}"
+    lines = [
+        f"Gains: {how}; mean difference over seeds with a 95% Welch interval. "
+        "'cannot tell' = the interval spans 0 at this budget (more seeds or epochs may resolve it)."
+    ]
+    if "top1_verdict" in summary and (summary["top1_verdict"] == SINGLE).any():
+        lines.append("n=1: one seed a row cannot separate a gain from noise; run with --repeats 2 or more.")
+    if agreement:
+        lines.append("Sign agreement with the paper: " + "; ".join(f"{LABELS[k]} {v}" for k, v in agreement.items()))
+    if "flags" in summary and summary["flags"].notna().any():
+        lines.append(
+            "flags: a model near chance or predicting one class 'never flips' (mFR ~0) and has flat corruption "
+            "errors; such rows look robust without being so"
+        )
+    return lines
+
+
+# -- renderers ---------------------------------------------------------------------------------
+def text(cells: list[dict[str, str]]) -> str:
+    if not cells:
+        return ""
+    heads = list(dict.fromkeys(k for c in cells for k in c))
+    width = {h: max(len(h), *(len(c.get(h, "-")) for c in cells)) for h in heads}
+    lines = ["  ".join(h.rjust(width[h]) for h in heads)]
+    lines += ["  ".join(c.get(h, "-").rjust(width[h]) for h in heads) for c in cells]
+    return "\n".join(lines)
+
+
+def _md_table(cells: list[dict[str, str]]) -> str:
+    if not cells:
+        return ""
+    heads = list(dict.fromkeys(k for c in cells for k in c))
+    esc = lambda s: s.replace("|", "\\|")  # noqa: E731
+    lines = ["| " + " | ".join(heads) + " |", "|" + "|".join("---" for _ in heads) + "|"]
+    lines += ["| " + " | ".join(esc(c.get(h, "-")) for h in heads) + " |" for c in cells]
+    return "\n".join(lines)
+
+
+def _latex_table(cells: list[dict[str, str]], caption: str) -> str:
+    if not cells:
+        return ""
+    heads = list(dict.fromkeys(k for c in cells for k in c))
+
+    def tex(s: str) -> str:
+        for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#")):
+            s = s.replace(a, b)
+        return s.replace("±", r"$\pm$").replace("Δ", r"$\Delta$")
+
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        rf"\caption{{{tex(caption)}}}",
+        r"\begin{tabular}{l" + "r" * (len(heads) - 1) + "}",
+        r"\toprule",
+        " & ".join(tex(h) for h in heads) + r" \\",
+        r"\midrule",
+    ]
+    lines += [" & ".join(tex(c.get(h, "-")) for h in heads) + r" \\" for c in cells]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines)
+
+
+def _title(manifest: dict) -> str:
+    return (
+        f"Table {manifest.get('table')}: {manifest.get('title', '')} "
+        f"(profile {manifest.get('profile')}, {manifest.get('repeats', 1)} seed(s) a row)"
+    )
+
+
+def terminal(manifest: dict, summary: pd.DataFrame, agreement: dict[str, str]) -> str:
+    parts = [text(results_cells(summary, manifest.get("baseline")))]
+    gains = gain_cells(summary)
+    if gains:
+        parts += ["", text(gains)]
+    return "\n".join(parts + [""] + notes(manifest, summary, agreement))
+
+
+def markdown(manifest: dict, summary: pd.DataFrame, agreement: dict[str, str] | None = None) -> str:
+    from .summary import agreement as agree
+
+    agreement = agree(summary) if agreement is None else agreement
+    parts = [f"**{_title(manifest)}**", "", _md_table(results_cells(summary, manifest.get("baseline")))]
+    gains = gain_cells(summary)
+    if gains:
+        parts += ["", _md_table(gains)]
+    return "\n".join(parts + [""] + [f"- {n}" for n in notes(manifest, summary, agreement)])
+
+
+def latex(manifest: dict, summary: pd.DataFrame, agreement: dict[str, str]) -> str:
+    title = _title(manifest)
+    parts = [_latex_table(results_cells(summary, manifest.get("baseline")), title)]
+    gains = gain_cells(summary)
+    if gains:
+        parts += ["", _latex_table(gains, f"{title}: gains ({notes(manifest, summary, agreement)[0]})")]
+    return "\n".join(parts + [""] + [f"% {n}" for n in notes(manifest, summary, agreement)[1:]])
+
+
+# -- the command -------------------------------------------------------------------------------
+def cmd_report(args: argparse.Namespace) -> int:
+    from .results import ResultsError, load_results
+    from .summary import agreement, summary_columns
+
+    try:
+        manifest, summary = load_results(args.table, args.profile)
+    except ResultsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    agreed = agreement(summary)
+    if args.format == "csv":
+        print(summary_columns(summary).to_csv(index=False), end="")
+    elif args.format == "latex":
+        print(latex(manifest, summary, agreed))
+    elif args.format == "md":
+        print(markdown(manifest, summary, agreed))
+    else:
+        print(_title(manifest))
+        print(terminal(manifest, summary, agreed))
+    return 0
+
+
+def register(sub) -> None:
+    s = sub.add_parser("report", help="the paper-style table of a table's results, from MLflow alone")
+    s.add_argument("table", help="table number (7) or the name of its MLflow experiment")
+    s.add_argument("--format", choices=["text", "md", "latex", "csv"], default="text", help="output format")
+    s.add_argument("--profile", help="the latest invocation with this profile (default: the latest of any)")
+    s.set_defaults(fn=cmd_report)

@@ -1,0 +1,106 @@
+"""Repeats into judgements: a metric over a row's seeds as mean, std and n, and the gain of one
+row over another as a difference of means with a 95% Welch interval and a verdict.
+
+Welch's t (unequal variances, Welch-Satterthwaite degrees of freedom) because rows differ in
+how noisy they are (KD and Mixup rows vary less than the baseline on the toy profiles) and
+seeds are few: with 2 seeds a side the interval is wide on purpose. A verdict needs at least
+two seeds on each side; with one it is "cannot tell", never a guess from a single draw.
+Deterministic measurements (GMACs, a throughput timed once per architecture) have zero spread
+and are judged on their sign.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+HIGHER_IS_BETTER = {"top1": True, "top5": True, "mce": False, "mfr": False, "mt5d": False, "throughput": True}
+HELPS, HURTS, UNSURE, SINGLE, MISSING = "helps", "hurts", "cannot tell", "cannot tell (n=1)", "-"
+LEVEL = 0.95
+
+
+@dataclass(frozen=True)
+class Spread:
+    mean: float | None
+    std: float | None  # sample std (ddof 1); None below two values
+    n: int
+
+
+@dataclass(frozen=True)
+class Gain:
+    delta: float | None  # mean(new) - mean(old)
+    lo: float | None  # 95% interval of delta (None when it cannot be formed)
+    hi: float | None
+    verdict: str
+
+
+def finite(values: Sequence[float | None]) -> list[float]:
+    return [float(v) for v in values if v is not None and math.isfinite(float(v))]
+
+
+def spread(values: Sequence[float | None]) -> Spread:
+    xs = finite(values)
+    if not xs:
+        return Spread(None, None, 0)
+    mean = sum(xs) / len(xs)
+    std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else None
+    return Spread(mean, std, len(xs))
+
+
+def _t_quantile(df: float) -> float:
+    from scipy.stats import t
+
+    return float(t.ppf(0.5 + LEVEL / 2, df))
+
+
+def welch(new: Sequence[float | None], old: Sequence[float | None], higher_is_better: bool) -> Gain:
+    """Gain of ``new`` over ``old`` with its 95% Welch interval and verdict."""
+    a, b = spread(new), spread(old)
+    if a.mean is None or b.mean is None:
+        return Gain(None, None, None, MISSING)
+    delta = a.mean - b.mean
+    if a.n < 2 or b.n < 2:
+        return Gain(delta, None, None, SINGLE)
+    va, vb = a.std**2 / a.n, b.std**2 / b.n
+    se = math.sqrt(va + vb)
+    if se == 0:
+        lo = hi = delta
+    else:
+        dof = (va + vb) ** 2 / ((va**2 / (a.n - 1) if va else 0) + (vb**2 / (b.n - 1) if vb else 0))
+        half = _t_quantile(dof) * se
+        lo, hi = delta - half, delta + half
+    return Gain(delta, lo, hi, verdict(lo, hi, higher_is_better))
+
+
+def verdict(lo: float, hi: float, higher_is_better: bool) -> str:
+    if lo > 0:
+        return HELPS if higher_is_better else HURTS
+    if hi < 0:
+        return HURTS if higher_is_better else HELPS
+    return UNSURE
+
+
+def resolved(v: str) -> bool:
+    return v in (HELPS, HURTS)
+
+
+@dataclass(frozen=True)
+class Agreement:
+    agree: int  # resolved steps whose sign matches the paper's
+    resolved: int  # steps with a paper gain that the measurement resolves
+    with_paper: int  # steps with a paper gain at all
+
+    def __str__(self) -> str:
+        if not self.with_paper:
+            return "no step has a paper gain"
+        return f"{self.agree}/{self.resolved} resolved steps agree in sign ({self.with_paper} with a paper gain)"
+
+
+def sign_agreement(steps: Sequence[tuple[Gain, float | None]]) -> Agreement:
+    """Of the steps the measurement resolves (helps/hurts) and the paper reports a non-zero
+    gain for, how many agree in sign."""
+    with_paper = [(g, p) for g, p in steps if p is not None and p != 0 and g.delta is not None]
+    sure = [(g, p) for g, p in with_paper if resolved(g.verdict)]
+    agree = sum(1 for g, p in sure if (g.delta > 0) == (p > 0))
+    return Agreement(agree, len(sure), len(with_paper))
