@@ -17,9 +17,10 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from assembled.tracking.ui import experiment_url, run_url
 from dashboards.build import build
-from dashboards.figures import labels, pareto_front
-from dashboards.page import mixed_evaluation_warning
+from dashboards.figures import labels, pareto_front, row_colours, training_curves
+from dashboards.page import index_page, mixed_evaluation_warning, rows_table
 from dashboards.source import experiment_name, load_table
 
 from .browser import chromium, free_port, js_errors, screenshot_spread
@@ -30,6 +31,7 @@ TABLE = """
 table: dash
 title: Dashboard fixture
 baseline: A
+kind: stacked
 rows:
   - {id: Ref, model: efficientnet_b0, reference: true, epochs: 120, input_size: 224,
      paper: {top1: 77.3, mce: 70.7, throughput: 510}}
@@ -39,7 +41,10 @@ rows:
   - {id: C, base: B, model: {sk: doubled_3x3}, paper: {top1: 79.0, mce: 70.0, throughput: 400}}
   - {id: Broken, base: B, optim: {base_lr: 1.0e+6}, paper: {top1: 80.0}}
 """
-FIGURES = ("fig-paper-vs-measured", "fig-gains", "fig-pareto", "fig-corruptions", "fig-perturbations", "fig-curves")
+FIGURES = (
+    "fig-paper-vs-measured", "fig-gains", "fig-relative", "fig-pareto", "fig-corruptions", "fig-perturbations",
+    "fig-curves",
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +88,35 @@ def test_rows_evaluated_differently_are_flagged():
     assert mixed_evaluation_warning(df) == ""
 
 
+def test_each_row_keeps_one_colour_in_every_curve():
+    recs = [
+        {"unit": u, "row": u.split("@")[0], "metric": m, "epoch": e, "value": 1.0}
+        for u in ("A", "A@1", "B")
+        for m in ("loss", "top1", "lr")
+        for e in (1, 2, 3)
+    ]
+    fig = training_curves(pd.DataFrame(recs), row_colours(["A", "B"]))
+    colours: dict[str, set] = {}
+    for trace in fig.data:
+        colours.setdefault(trace.name, set()).add(trace.line.color)
+    assert len(fig.data) == 9 and all(len(c) == 1 for c in colours.values())  # 3 subplots x (2 seeds of A + B)
+    assert colours["A"] != colours["B"]
+    assert sum(t.showlegend is True for t in fig.data) == 2  # one legend entry per row
+    short = pd.DataFrame([r for r in recs if r["epoch"] == 1])
+    fig = training_curves(short, row_colours(["A", "B"]))
+    assert "points, not curves" in fig.layout.title.text and len(fig.layout.annotations) == 2  # no empty lr plot
+
+
+def test_flags_and_index_without_dead_links():
+    df = pd.DataFrame(
+        [{"row": "A", "title": "", "reference": False, "status": "FINISHED", "n": 1, "seeds": 1,
+          "flags": "constant predictions (1/1 seeds)"}]
+    )  # fmt: skip
+    assert "class='l flag'>constant predictions" in rows_table(df)
+    index = index_page([{"experiment": "t7", "file": None, "title": "", "profile": "", "started": "", "counts": ""}])
+    assert "href='#'" not in index and "make dashboard TABLE=t7" in index
+
+
 @pytest.mark.slow
 def test_table_page_from_real_store(store):
     tmp, uri, result = store
@@ -105,6 +139,8 @@ def test_table_page_from_real_store(store):
         assert f">{row}" in page, row
     assert "Broken (failed)" in page and "not a reproduction" in page and ">smoke<" in page
     assert "mixed-eval" not in page  # one evaluation identity for the whole table
+    assert "id='gains-table'" in page and "Not comparable in absolute terms" in page
+    assert any(v in page for v in ("cannot tell (n=1)",))  # one seed a row: no verdict claimed
     # measured numbers of the table reach the page: the top-1 of row A, as the rows table prints it
     top1_a = data.rows.set_index("row").loc["A", "top1"]
     assert f"<td>{top1_a:.2f}</td>" in page
@@ -186,8 +222,13 @@ def test_mlflow_ui_lists_the_runs(store):
         exp_id = MlflowClient(uri).get_experiment_by_name("dash").experiment_id
         driver = chromium()
         try:
-            driver.get(f"{url}/#/experiments/{exp_id}/runs")
+            # the printed link opens the experiment on its runs table, not on MLflow 3's GenAI view
+            banner = proc.stdout.readline() + proc.stdout.readline()
+            link = next(w for w in banner.split() if w.startswith("http://"))
+            assert link.endswith("?workflowType=machine_learning"), banner
+            driver.get(experiment_url(url, exp_id))
             parent = wait_for(driver, "//*[contains(text(), 'dash (smoke)')]")
+            assert "workflowType=genai" not in driver.current_url
             # child runs are grouped under the invocation's parent run: expand it
             parent.find_element("xpath", "./ancestor::*[contains(@class, 'ag-cell-value')][1]//button").click()
             for row in ("Ref", "A", "B", "C", "Broken"):
@@ -196,6 +237,10 @@ def test_mlflow_ui_lists_the_runs(store):
             errors = [e for e in js_errors(driver) if "users/current" not in e]
             assert errors == []
             assert screenshot_spread(driver) > 5
+            # a run's headline numbers are its description, at the top of its page
+            child = MlflowClient(uri).search_runs([exp_id], "tags.row = 'A'")[0]
+            driver.get(run_url(url, exp_id, child.info.run_id))
+            wait_for(driver, "//*[contains(text(), 'top-1 ') and contains(text(), 'mCE ')]")
         finally:
             driver.quit()
     finally:

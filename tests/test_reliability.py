@@ -353,8 +353,14 @@ def test_tables_and_plan_run_nothing(tmp_path):
     r = cli("plan", "7", "--profile", "smoke", "--rows", "E8", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     out = r.stdout
-    assert "E8  run" in out and "E6  run" in out  # E8 and its teacher chain (smoke: E6 teaches)
-    assert "vs E7: optim.epochs=6" in out  # the diff against its base row
+    blocks: dict[str, str] = {}  # row -> its header and detail lines (details are indented 12)
+    for line in out.splitlines()[2:-1]:
+        if len(line) - len(line.lstrip()) < 12:
+            row = line.split()[0]
+        blocks[row] = blocks.get(row, "") + line + "\n"
+    assert "seed 0: run" in blocks["E8"] and "seed 0: run" in blocks["E6"]  # E8 and its teacher chain (smoke: E6)
+    assert "seed 0: not requested" in blocks["E9"]
+    assert "vs E7: optim.epochs=6" in blocks["E8"]  # the diff against its base row
     assert "Nothing was run or recorded." in out
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "runs").exists()
 
@@ -362,23 +368,21 @@ def test_tables_and_plan_run_nothing(tmp_path):
 def test_summary_table_reads_cleanly():
     """'-' for missing values (never None), empty paper columns dropped, toy GMACs readable, and
     mFR vs the baseline averaged over the perturbations the baseline can normalise."""
-    from types import SimpleNamespace
-
     import pandas as pd
 
-    from assembled.ablation.summary import _relative, format_table
+    from assembled.ablation.report import results_cells, text
+    from assembled.ablation.summary import _relative
     from assembled.data.perturbations import PERTURBATIONS
 
     rows = [
-        {"row": "A", "status": "FINISHED", "paper_top1": 76.1, "top1": 30.0, "paper_mce": None, "gmacs": 0.00412},
-        {"row": "B", "status": "NOT RUN", "paper_top1": 77.0, "top1": None, "paper_mce": None, "gmacs": None},
-    ]
-    text = format_table(pd.DataFrame(rows))
-    assert "None" not in text and "paper_mce" not in text and "0.00412" in text and " - " in text + " "
+        {"row": "A", "status": "FINISHED", "n": 1, "seeds": 1, "paper_top1": 76.1, "top1": 30.0, "paper_mce": None,
+         "gmacs": 0.00412},
+        {"row": "B", "status": "NOT RUN", "n": 0, "seeds": 1, "paper_top1": 77.0, "top1": None, "paper_mce": None,
+         "gmacs": None},
+    ]  # fmt: skip
+    out = text(results_cells(pd.DataFrame(rows), "A"))
+    assert "None" not in out and "paper mCE" not in out and "0.00412" in out and " - " in out + " "
 
-    def run(fps: dict[str, float]):
-        return SimpleNamespace(data=SimpleNamespace(metrics={f"fp_{k}": v for k, v in fps.items()}))
-
-    base = run({p: (0.0 if p == "snow" else 2.0) for p in PERTURBATIONS})
-    value, n = _relative(run(dict.fromkeys(PERTURBATIONS, 1.0)), base, "fp_", PERTURBATIONS)
+    base = {f"fp_{p}": (0.0 if p == "snow" else 2.0) for p in PERTURBATIONS}
+    value, n = _relative(dict.fromkeys((f"fp_{p}" for p in PERTURBATIONS), 1.0), base, "fp_", PERTURBATIONS)
     assert (value, n) == (50.0, 9)

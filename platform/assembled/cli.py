@@ -84,7 +84,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     labels = {"top1": "top-1 {:.2f}%", "top5": "top-5 {:.2f}%", "loss": "train loss {:.4f}", "mce": "mCE {:.2f}"}
     labels |= {"mfr": "mFR {:.2f}", "throughput": "{:.0f} img/s"}
     line = ", ".join(fmt.format(result.metrics[k]) for k, fmt in labels.items() if k in result.metrics)
-    print(f"finished: {line}\ncheckpoint {result.checkpoint}\nMLflow run {run.run_id} in {run.uri}")
+    from .tracking.ui import run_url
+
+    if run.uri.startswith(("http://", "https://")):
+        page = run_url(run.uri, run.experiment_id, run.run_id)
+    else:
+        page = run_url("http://127.0.0.1:5000", run.experiment_id, run.run_id) + " (after `make ui`)"
+    print(f"finished: {line}\ncheckpoint {result.checkpoint}\nMLflow run {run.run_id} in {run.uri}: {page}")
     return 0
 
 

@@ -48,6 +48,7 @@ class AblationResult:
     notes: list[str] = field(default_factory=list)
     summary_csv: Path | None = None
     tracking_uri: str = ""
+    experiment_id: str = ""
 
 
 def run_ablation(
@@ -100,6 +101,7 @@ class _Run:
             self.executor.stop()
             self.result.summary = self.recorder.close(status, self.result.failed, reason)
             self.result.manifest = self.recorder.table
+            self.result.experiment_id = self.recorder.experiment_id
             self.result.summary_csv, self.result.tracking_uri = self.recorder.summary_csv, self.recorder.uri
         return self.result
 
@@ -252,9 +254,11 @@ def print_result(result: AblationResult) -> None:
         print(f"  {row} failed: {reason}")
     for row, reason in result.not_run.items():
         print(f"  {row} did not run: {reason}")
+    from ..tracking.ui import experiment_url
+
     where = result.tracking_uri
     if where.startswith(("http://", "https://")):
-        where = f"{where.rstrip('/')}/#/experiments (experiment '{result.experiment}')"
+        where = experiment_url(where, result.experiment_id)
     else:
-        where = f"{where} (browse it with `make ui`)"
+        where = f"{where}; browse it with `make ui`: {experiment_url('http://127.0.0.1:5000', result.experiment_id)}"
     print(f"summary: {result.summary_csv}; MLflow: {where}")

@@ -14,6 +14,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+# MLflow 3.17's UI opens every experiment in its GenAI view (Traces, usage) unless the URL asks
+# for the classic one; the choice is a per-browser setting (default "genai"), not the
+# experiment's kind tag (measured in Chromium: a tagged experiment opened on GenAI too). Every
+# link the platform prints carries it.
+CLASSIC = "workflowType=machine_learning"
+
+
+def experiment_url(base: str, experiment_id: str | None = None) -> str:
+    """The runs table of an experiment (or the experiment list) on an MLflow server."""
+    path = f"/#/experiments/{experiment_id}/runs" if experiment_id else "/#/experiments"
+    return f"{base.rstrip('/')}{path}?{CLASSIC}"
+
+
+def run_url(base: str, experiment_id: str, run_id: str) -> str:
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}?{CLASSIC}"
+
 
 def server_command(uri: str, host: str, port: int, artifacts: Path) -> list[str]:
     mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
@@ -28,12 +44,13 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
     uri = tracking_uri()
     if uri.startswith(("http://", "https://")):
-        print(f"MLFLOW_TRACKING_URI points at a tracking server: open {uri} in a browser (nothing to start here)")
+        print(f"MLFLOW_TRACKING_URI points at a tracking server: open {experiment_url(uri)} (nothing to start here)")
         return 0
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         print(f"note: {uri} does not exist yet; the UI starts empty until a run is logged there", file=sys.stderr)
     cmd = server_command(uri, args.host, args.port, Path(args.artifacts).resolve())
-    print(f"MLflow UI for {uri}\n  -> http://{args.host}:{args.port}  (Ctrl-C stops it)", flush=True)
+    url = experiment_url(f"http://{args.host}:{args.port}")
+    print(f"MLflow UI for {uri}\n  -> {url}  (Ctrl-C stops it)", flush=True)
     try:
         return subprocess.call(cmd, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     except KeyboardInterrupt:

@@ -1,0 +1,141 @@
+"""Judging a table from its seeds: Welch intervals checked against SciPy's own Welch test, the
+verdicts and the sign agreement, which row each row is judged against, the per-row summary and
+its renderings, flags, and plans with repeats. Pure: no Ray, no MLflow."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+from scipy import stats as scipy_stats
+
+from assembled.ablation.plan import REPEAT_SEED_STEP, build_plan, unit_key
+from assembled.ablation.report import latex, markdown, results_cells, terminal, text
+from assembled.ablation.stats import HELPS, HURTS, SINGLE, UNSURE, Gain, sign_agreement, spread, welch
+from assembled.ablation.summary import agreement, build_summary, comparisons, health_flags
+
+from .conftest import ROOT
+
+
+@pytest.mark.parametrize(
+    "new, old",
+    [([70.1, 71.3, 69.8], [68.0, 68.9, 67.5, 68.2]), ([30.0, 45.0], [20.0, 22.0]), ([1.0, 1.1, 0.9], [1.0, 1.2])],
+)
+def test_welch_interval_is_scipys(new, old):
+    ref = scipy_stats.ttest_ind(new, old, equal_var=False).confidence_interval(0.95)
+    g = welch(new, old, higher_is_better=True)
+    assert g.delta == pytest.approx(sum(new) / len(new) - sum(old) / len(old))
+    assert (g.lo, g.hi) == (pytest.approx(ref.low), pytest.approx(ref.high))
+
+
+def test_verdicts_follow_the_interval_and_the_metric_direction():
+    better, worse = [80.0, 80.5, 79.8], [70.0, 70.4, 69.9]
+    assert welch(better, worse, True).verdict == HELPS
+    assert welch(worse, better, True).verdict == HURTS
+    assert welch(better, worse, False).verdict == HURTS  # a higher mCE is worse
+    assert welch([70.0, 90.0], [75.0, 85.0], True).verdict == UNSURE
+    assert welch([80.0], [70.0, 71.0], True).verdict == SINGLE  # one seed never decides
+    assert welch([], [70.0], True).delta is None
+    assert welch([5.0, 5.0], [4.0, 4.0], True).verdict == HELPS  # deterministic values: judged on their sign
+    assert welch([float("nan"), 3.0], [1.0], True) == Gain(2.0, None, None, SINGLE)
+    s = spread([1.0, 3.0])
+    assert (s.mean, s.std, s.n) == (2.0, math.sqrt(2), 2)
+
+
+def test_sign_agreement_counts_only_resolved_steps_with_a_paper_gain():
+    steps = [
+        (Gain(1.0, 0.5, 1.5, HELPS), 0.5),  # agrees
+        (Gain(-1.0, -1.5, -0.5, HURTS), 0.4),  # disagrees
+        (Gain(0.3, -1.0, 1.6, UNSURE), 0.2),  # not resolved
+        (Gain(2.0, 1.0, 3.0, HELPS), None),  # no paper gain
+    ]
+    a = sign_agreement(steps)
+    assert (a.agree, a.resolved, a.with_paper) == (1, 2, 3)
+    assert "1/2 resolved steps agree" in str(a)
+
+
+def _manifest(kind: str) -> dict:
+    rows = [
+        {"id": "R", "reference": True, "paper": {"top1": 80.0}},
+        {"id": "A", "paper": {"top1": 76.0, "mce": 75.0, "throughput": 500}},
+        {"id": "B", "base": "A", "paper": {"top1": 77.0, "mce": 74.0, "throughput": 450}},
+        {"id": "C", "paper": {"top1": 76.5, "mce": 76.0, "throughput": 400}},
+        {"id": "D", "base": "B", "paper": {"top1": 78.0}},
+    ]
+    for r in rows:
+        r["units"] = [{"repeat": k, "config_hash": f"{r['id']}{k}"} for k in range(3)]
+    return {"table": "x", "title": "t", "baseline": "A", "kind": kind, "repeats": 3, "rows": rows}
+
+
+def test_rows_are_judged_by_table_kind():
+    assert comparisons(_manifest("stacked")) == {"B": "A", "C": "B", "D": "B"}  # base, else previous
+    assert comparisons(_manifest("alternatives")) == {"R": "A", "B": "A", "C": "A", "D": "A"}
+
+
+def _units(values: dict[str, list[float]]) -> pd.DataFrame:
+    recs = []
+    for row, tops in values.items():
+        for k, top1 in enumerate(tops):
+            recs.append(
+                {"unit": unit_key(row, k), "row": row, "status": "FINISHED", "top1": top1, "mce": 100 - top1,
+                 "throughput": 100.0, "num_classes": 10.0, "val_pred_classes": 10.0}
+            )  # fmt: skip
+    return pd.DataFrame.from_records(recs)
+
+
+def test_summary_means_gains_and_renderings():
+    m = _manifest("stacked")
+    units = _units({"R": [90, 91, 92], "A": [60, 61, 62], "B": [70, 71, 72], "C": [60, 75, 90], "D": [71, 71.5]})
+    failed = {"unit": "D@2", "row": "D", "status": "FAILED", "reason": "TrainingDiverged: nan"}
+    units = pd.concat([units, pd.DataFrame([failed])], ignore_index=True)
+    s = build_summary(m, units).set_index("row")
+    assert s.loc["A", "top1"] == 61 and s.loc["A", "top1_std"] == 1 and s.loc["A", "n"] == 3
+    assert s.loc["D", "n"] == 2 and s.loc["D", "seeds"] == 3 and "FAILED" in s.loc["D", "status"]
+    assert "TrainingDiverged" in s.loc["D", "reason"]
+    assert s.loc["B", "vs"] == "A" and s.loc["B", "top1_verdict"] == HELPS and s.loc["B", "mce_verdict"] == HELPS
+    assert s.loc["B", "paper_d_top1"] == 1.0 and s.loc["B", "paper_throughput_cost"] == 0.9
+    assert s.loc["C", "top1_verdict"] == UNSURE  # the noisy row cannot be told apart
+    assert s.loc["B", "base_vs"] == "A" and s.loc["C", "base_d_top1"] == pytest.approx(14.0)  # relative view
+    assert agreement(s.reset_index())["top1"].startswith("1/1")  # B helps as the paper says; C unresolved
+    summary = s.reset_index()
+    out = terminal(m, summary, agreement(summary))
+    assert "61.00 ± 1.00" in out and "helps" in out and "cannot tell" in out and "None" not in out
+    assert "| B | A | +10.00 [" in markdown(m, summary)
+    assert r"61.00 $\pm$ 1.00" in latex(m, summary, agreement(summary))
+    cells = results_cells(summary, "A")
+    assert cells[0]["row"] == "R (ref)" and "paper mfr" not in text(cells)  # empty paper columns dropped
+
+
+def test_health_flags_catch_models_that_only_look_robust():
+    ok = pd.DataFrame({"top1": [60.0], "num_classes": [10.0], "val_pred_classes": [10.0], "loss": [1.0]})
+    assert health_flags(ok) == ""
+    chance = pd.DataFrame({"top1": [25.0, 60.0], "num_classes": [4.0, 4.0], "val_pred_classes": [1.0, 4.0]})
+    assert health_flags(chance) == "near chance (1/2 seeds); constant predictions (1/2 seeds)"
+    assert "non-finite loss (1/1" in health_flags(pd.DataFrame({"loss": [float("nan")]}))
+
+
+def test_plan_with_repeats_units_seeds_and_teachers():
+    plan = build_plan("7", "smoke", repeats=3)
+    assert plan.repeats == 3
+    seeds = [u.cfg.seed for u in plan.units_of("E7")]
+    assert seeds == [0, REPEAT_SEED_STEP, 2 * REPEAT_SEED_STEP]
+    hashes = {u.cfg.config_hash() for u in plan.units_of("E7")}
+    assert len(hashes) == 3
+    assert {u.teacher for u in plan.units_of("E7")} == {"E6"}  # every seed distils from the teacher's first
+    assert plan.rows["E0"].cfg.config_hash() == build_plan("7", "smoke").rows["E0"].cfg.config_hash()
+    assert len(plan.wanted) == 3 * len(plan.table_rows)
+    only = build_plan("7", "smoke", rows=["E3"], repeats=2)
+    assert set(only.wanted) == {"E3", "E3@1"}
+    assert build_plan("7", "smoke").repeats == 1
+
+
+def test_repeats_come_from_the_cli_then_the_table_then_the_profile(tmp_path):
+    profiles = (ROOT / "ablations" / "profiles.yaml").read_text().replace("smoke:\n", "smoke:\n  repeats: 2\n")
+    (tmp_path / "profiles.yaml").write_text(profiles)
+    table = (ROOT / "ablations" / "table06.yaml").read_text()
+    (tmp_path / "t.yaml").write_text(table)
+    assert build_plan(str(tmp_path / "t.yaml"), "smoke", ablations_dir=tmp_path).repeats == 2  # profile
+    (tmp_path / "t.yaml").write_text(table.replace("kind: stacked", "kind: stacked\nrepeats: 4"))
+    assert build_plan(str(tmp_path / "t.yaml"), "smoke", ablations_dir=tmp_path).repeats == 4  # table
+    assert build_plan(str(tmp_path / "t.yaml"), "smoke", ablations_dir=tmp_path, repeats=5).repeats == 5
