@@ -7,9 +7,12 @@ TABLE ?= 7
 PROFILE ?= cpu
 DATA ?=
 PORT ?= 5000
+REPEATS ?=
+FORMAT ?= text
 DATA_FLAG := $(if $(DATA),--data $(DATA),)
+REPEATS_FLAG := $(if $(REPEATS),--repeats $(REPEATS),)
 
-.PHONY: install install-browser test test-fast lint ablation ui dashboard benchmarks clean
+.PHONY: install install-browser test test-fast lint ablation report search optuna-ui ui dashboard benchmarks clean
 
 install: $(BIN)/assembled
 
@@ -36,7 +39,23 @@ lint: install
 	$(BIN)/ruff check platform tests benchmarks dashboards
 
 ablation: install
-	$(BIN)/assembled ablation $(TABLE) --profile $(PROFILE) $(DATA_FLAG)
+	$(BIN)/assembled ablation $(TABLE) --profile $(PROFILE) $(DATA_FLAG) $(REPEATS_FLAG)
+
+# an Optuna search around a row: make search TABLE=7 ROW=E11 TRIALS=30 [PROFILE=cpu] [DATA=...]
+ROW ?=
+TRIALS ?= 20
+OPTUNA_PORT ?= 8089
+search: install
+	@test -n "$(ROW)" || (echo "make search needs ROW=<row id>, e.g. make search TABLE=7 ROW=E11 TRIALS=30" >&2; exit 2)
+	$(BIN)/assembled search $(TABLE) --row $(ROW) --trials $(TRIALS) --profile $(PROFILE) $(DATA_FLAG)
+
+# optuna-dashboard over the studies (optuna.db beside mlflow.db, or OPTUNA_STORAGE=<url>)
+optuna-ui: install
+	$(BIN)/optuna-dashboard $(or $(OPTUNA_STORAGE),sqlite:///$(CURDIR)/optuna.db) --host 127.0.0.1 --port $(OPTUNA_PORT)
+
+# the paper-style table from MLflow: FORMAT=text|md|latex|csv
+report: install
+	$(BIN)/assembled report $(TABLE) --format $(FORMAT)
 
 # TABLE=7 draws one table; TABLE= (empty) draws every table in the store
 dashboard: install

@@ -1,4 +1,5 @@
-"""``assembled dashboard [TABLE ...] [--out dashboards/out]``: pages from MLflow alone."""
+"""``assembled dashboard [TABLE ...] [--out dashboards/out]``: pages from MLflow alone;
+``--study NAME``: an Optuna search's page, from its storage and MLflow."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
     uri = args.tracking_uri or default_uri()
     t0 = time.perf_counter()
+    if args.study:
+        return _study(args, uri)
     try:
         written = build(MlflowClient(tracking_uri=uri), args.tables or None, Path(args.out), not args.no_artifact)
     except DashboardError as e:
@@ -27,10 +30,36 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _study(args: argparse.Namespace, uri: str) -> int:
+    from mlflow.tracking import MlflowClient
+
+    from assembled.search.study import default_storage
+
+    from .study import StudyError, load_study, study_page
+
+    storage = args.storage or default_storage(uri)
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        data = load_study(client, storage, args.study)
+    except StudyError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"study-{args.study}.html"
+    path.write_text(study_page(data), encoding="utf-8")
+    if data.parent is not None and not args.no_artifact:
+        client.log_artifact(data.parent.info.run_id, str(path), "dashboard")
+    print(f"study {args.study}: {path.resolve()}")
+    return 0
+
+
 def register(sub) -> None:
     s = sub.add_parser("dashboard", help="plotly pages of paper vs measured per table, from MLflow")
     s.add_argument("tables", nargs="*", help="table numbers or experiment names (default: every table in MLflow)")
     s.add_argument("--out", default="dashboards/out", help="folder for the HTML pages (default: dashboards/out)")
     s.add_argument("--tracking-uri", help="MLflow store or server (default: MLFLOW_TRACKING_URI, else ./mlflow.db)")
     s.add_argument("--no-artifact", action="store_true", help="do not attach the page to the table's parent run")
+    s.add_argument("--study", help="draw this Optuna study (assembled search) instead of tables")
+    s.add_argument("--storage", help="the study's Optuna storage (default: optuna.db beside the MLflow store)")
     s.set_defaults(fn=cmd_dashboard)

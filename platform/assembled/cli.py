@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -143,7 +144,6 @@ def _exit_after_interrupt(code: int) -> int:
     interrupted Tune ``fit`` can leave threads behind that keep the interpreter from exiting
     (seen intermittently after Ctrl-C). ``main`` is the console script's; nothing calls it
     in-process."""
-    import os
 
     sys.stdout.flush()
     sys.stderr.flush()
@@ -155,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if hasattr(signal, "SIGPIPE"):  # `assembled plan 7 | head` ends quietly, as other commands do
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    # MLflow's tqdm "Downloading artifacts" bars (checkpoints, logits, manifests) are noise here;
+    # Ray workers of a local Ray inherit this environment
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     from .ablation.interrupts import Interrupted

@@ -22,7 +22,7 @@ from .trial import TrialSpec
 
 @dataclass
 class Outcome:
-    status: Literal["finished", "failed"]
+    status: Literal["finished", "failed", "pruned"]
     run_id: str | None
     reason: str = ""
 
@@ -48,7 +48,9 @@ class RayExecutor:
                 include_dashboard=False,
                 _temp_dir=str(tmp),
                 log_to_driver=False,
-                runtime_env={"env_vars": {"PYTHONWARNINGS": "ignore"}},
+                runtime_env={
+                    "env_vars": {"PYTHONWARNINGS": "ignore", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+                },
             )
             self.local = True
         self.connected = True
@@ -94,6 +96,8 @@ class RayExecutor:
             m = res.metrics or {}
             if res.error is None and m.get("finished") and not m.get("failed"):
                 outcomes[spec.row] = Outcome("finished", m.get("run_id") or spec.run_id)
+            elif res.error is None and m.get("pruned"):
+                outcomes[spec.row] = Outcome("pruned", spec.run_id, m.get("reason", "pruned"))
             else:
                 reason = m.get("reason") or (_last_line(res.error) if res.error else "the trial reported no result")
                 outcomes[spec.row] = Outcome("failed", spec.run_id, reason)

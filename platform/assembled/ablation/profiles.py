@@ -42,6 +42,7 @@ class Profile(BaseModel):
     resources: Resources = Resources()
     max_failures: int = 2
     repeats: int = Field(1, ge=1, le=100, description="seeds per row (a table or --repeats overrides)")
+    search: dict[str, Any] | None = Field(None, description="Optuna search space for rows without their own")
     teachers: dict[str, str] = Field(
         default_factory=dict,
         description="KD teacher substitutes in this profile (row -> row), for teachers it cannot train well",

@@ -67,6 +67,10 @@ class TrialLines(Callback):
             self._say(f"[{row}] FAILED: {result.get('reason')}")
             self._overall(ended=1, failed=True)
             return
+        if result.get("pruned"):
+            self._say(f"[{row}] {result.get('reason')}")
+            self._overall(ended=1)
+            return
         if result.get("skipped_images"):
             n = int(result["skipped_images"])
             self._say(f"[{row}] {n} unreadable image(s) skipped (artifact skipped_files.txt)")

@@ -52,6 +52,33 @@ def driver_gone(tags: dict[str, str]) -> bool:
     return started is None or started != tags.get("driver.started")
 
 
+PARENT_KINDS = ("ablation", "search")  # runs that own trials and carry their driver's tags
+
+
+def reap_orphans(client, experiment_id: str, end) -> list[str]:
+    """Runs an earlier driver left RUNNING or SCHEDULED when it died: parents whose driver process
+    is gone, and trials whose parent is not alive. ``end(run_id, status, reason)`` ends each."""
+    runs = retry_locked(
+        lambda: client.search_runs([experiment_id], "", max_results=5000, order_by=["start_time DESC"])
+    )
+    open_runs = [r for r in runs if r.info.status in UNFINISHED]
+    alive_parents = {
+        r.info.run_id for r in open_runs if r.data.tags.get("kind") in PARENT_KINDS and not driver_gone(r.data.tags)
+    }
+    reaped = []
+    for r in open_runs:
+        tags = r.data.tags
+        if tags.get("kind") in PARENT_KINDS and r.info.run_id not in alive_parents:
+            why = f"driver process {tags.get('driver.pid')} on {tags.get('driver.host')} is gone (killed?)"
+        elif tags.get("kind") == "trial" and tags.get("mlflow.parentRunId") not in alive_parents:
+            why = f"its invocation (parent run {tags.get('mlflow.parentRunId', '?')}) ended or its driver is gone"
+        else:
+            continue
+        end(r.info.run_id, "KILLED", f"{why}; marked KILLED by the next invocation")
+        reaped.append(r.info.run_id)
+    return reaped
+
+
 @dataclass
 class Recorder:
     plan: Plan
@@ -103,24 +130,7 @@ class Recorder:
 
     def reap_orphans(self) -> list[str]:
         """Mark KILLED the runs an earlier driver left RUNNING or SCHEDULED when it died (kill -9)."""
-        runs = retry_locked(
-            lambda: self.client.search_runs([self.experiment_id], "", max_results=5000, order_by=["start_time DESC"])
-        )
-        open_runs = [r for r in runs if r.info.status in UNFINISHED]
-        alive_parents = {
-            r.info.run_id for r in open_runs if r.data.tags.get("kind") == "ablation" and not driver_gone(r.data.tags)
-        }
-        reaped = []
-        for r in open_runs:
-            tags = r.data.tags
-            if tags.get("kind") == "ablation" and r.info.run_id not in alive_parents:
-                why = f"driver process {tags.get('driver.pid')} on {tags.get('driver.host')} is gone (killed?)"
-            elif tags.get("kind") == "trial" and tags.get("mlflow.parentRunId") not in alive_parents:
-                why = f"its invocation (parent run {tags.get('mlflow.parentRunId', '?')}) ended or its driver is gone"
-            else:
-                continue
-            self.end(r.info.run_id, "KILLED", f"{why}; marked KILLED by the next invocation")
-            reaped.append(r.info.run_id)
+        reaped = reap_orphans(self.client, self.experiment_id, self.end)
         if reaped:
             print(f"{self.plan.experiment}: marked {len(reaped)} run(s) KILLED whose driver is gone")
         return reaped

@@ -62,6 +62,7 @@ class Row(BaseModel):
     train_size: int | None = Field(None, ge=16, description="the paper's training crop (default 224)")
     reference: bool = Field(False, description="a reference model (e.g. EfficientNet), not a stacking step")
     paper: PaperNumbers = PaperNumbers()
+    search: dict[str, Any] | None = Field(None, description="Optuna search space around this row (assembled search)")
 
 
 class Table(BaseModel):
@@ -96,6 +97,7 @@ class ResolvedRow(BaseModel):
     train_size: int
     reference: bool
     paper: PaperNumbers
+    search: dict[str, Any] | None = None  # the row's own (not inherited)
 
 
 def _where(path: Path, row: str | None, key: str) -> str:
@@ -182,6 +184,7 @@ def _resolve(path: Path, row: Row, by_id: dict[str, Row], stack: list[str]) -> R
         train_size=row.train_size or (parent.train_size if parent else 224),
         reference=row.reference,
         paper=row.paper,
+        search=row.search,
     )
 
 

@@ -23,6 +23,16 @@ RETRYABLE = (ConnectionError, TimeoutError)
 
 
 @dataclass(frozen=True)
+class PruneLink:
+    """Where a search trial reports its per-epoch validation top-1 and asks whether to stop."""
+
+    storage: str
+    study: str
+    trial_id: int
+    pruner: str
+
+
+@dataclass(frozen=True)
 class TrialSpec:
     row: str
     run_id: str
@@ -33,6 +43,7 @@ class TrialSpec:
     workdir: str
     gpu: bool
     threads: int
+    prune: PruneLink | None = None  # an Optuna search trial that may be pruned
 
 
 class _Report:
@@ -57,7 +68,9 @@ class _EvalProgress:
     passes of a large profile take many minutes with nothing else to say)."""
 
     def __init__(self, row: str, every: float = 10.0) -> None:
-        self.row, self.every, self.last = row, every, 0.0
+        import time
+
+        self.row, self.every, self.last = row, every, time.monotonic()
 
     def __call__(self, phase: str, fraction: float) -> None:
         import time
@@ -84,6 +97,12 @@ def _start(spec: TrialSpec) -> None:
         retry_locked(lambda: c.delete_tag(spec.run_id, "failure_reason"))
 
 
+def _pruned(spec: TrialSpec, reason: str) -> None:
+    from ..tracking.store import client, retry_locked
+
+    retry_locked(lambda: client(spec.uri).set_tag(spec.run_id, "optuna.state", "PRUNED"))
+
+
 def _fetch_checkpoint(spec: TrialSpec, workdir: Path) -> None:
     """A run being re-evaluated whose checkpoint is not in this folder (``runs/`` deleted, another
     node) takes the final checkpoint its training logged as an artifact."""
@@ -98,11 +117,31 @@ def _fetch_checkpoint(spec: TrialSpec, workdir: Path) -> None:
         got.replace(workdir / LAST)
 
 
+class _Prune:
+    """Report each epoch's validation top-1 to the trial's Optuna study and stop training when
+    the pruner says so (not after the last epoch: only the evaluation would be saved)."""
+
+    def __init__(self, link: PruneLink, epochs: int) -> None:
+        from ..search.study import open_trial
+
+        self.trial, self.epochs = open_trial(link), epochs
+
+    def on_epoch_end(self, epoch: int, metrics: dict[str, float], checkpoint: Path) -> None:
+        from ..training.stop import Stopped
+
+        if "top1" not in metrics:
+            return
+        self.trial.report(metrics["top1"], epoch + 1)
+        if epoch + 1 < self.epochs and self.trial.should_prune():
+            raise Stopped(f"pruned by Optuna after epoch {epoch + 1}: validation top-1 {metrics['top1']:.2f}")
+
+
 def run_trial(config: dict) -> None:
     from ray import tune
 
     from ..evaluation.suite import suite_after_training
     from ..tracking import TrackedRun, train_tracked
+    from ..training.stop import Stopped
 
     spec: TrialSpec = config["trial"]
     if not spec.gpu:
@@ -114,10 +153,17 @@ def run_trial(config: dict) -> None:
     _start(spec)
     _fetch_checkpoint(spec, workdir)
     after = suite_after_training(cfg, eval_cfg=spec.eval_cfg, throughput=False, on_progress=_EvalProgress(spec.row))
+    callbacks = [_Report(spec.row, cfg.optim.epochs, workdir)]
+    if spec.prune is not None:
+        callbacks.append(_Prune(spec.prune, cfg.optim.epochs))
     try:
-        result = train_tracked(cfg, run, workdir, [_Report(spec.row, cfg.optim.epochs, workdir)], after, progress=False)
+        result = train_tracked(cfg, run, workdir, callbacks, after, progress=False)
     except RETRYABLE:
         raise
+    except Stopped as e:
+        _pruned(spec, str(e))
+        tune.report({"row": spec.row, "pruned": 1, "reason": str(e), "run_id": run.run_id})
+        return
     except Exception as e:
         reason = f"{type(e).__name__}: {e}"[:500]
         tune.report({"row": spec.row, "failed": 1, "reason": reason, "run_id": run.run_id})

@@ -18,6 +18,7 @@ from typing import Any
 from mlflow.entities import Param
 
 from ..training import TrainConfig, Trainer, TrainResult, flatten
+from ..training.stop import Stopped
 from .callback import MlflowCallback
 from .headline import DESCRIPTION_TAG, headline
 from .provenance import provenance_tags
@@ -100,7 +101,8 @@ def train_tracked(
         if finish:
             reason = f"{type(e).__name__}: {e}"
             # Ctrl-C, and Ray ending a worker (SystemExit) on an interrupted driver, are kills
-            status = "KILLED" if isinstance(e, KeyboardInterrupt | SystemExit) else "FAILED"
+            # (a callback that stops training on purpose, e.g. an Optuna pruner, too)
+            status = "KILLED" if isinstance(e, KeyboardInterrupt | SystemExit | Stopped) else "FAILED"
             finish_run(run, status, reason + "\n" + traceback.format_exc(limit=5))
         raise
     if finish:

@@ -1,0 +1,345 @@
+"""``assembled search``: an Optuna study around one row of a table, its trials run as ablation
+trials (the same plan, Ray executor, trainer, evaluation, throughput timing and tracking).
+
+The driver asks Optuna for as many trials as the cluster runs at once, runs them as one stage
+of the ablation executor, and tells Optuna each result: COMPLETE with the objective values,
+PRUNED (the trial's worker stopped it on the pruner's word), or FAIL with the reason (a diverged
+loss, a config the parameters make invalid). It stops when the study holds the requested number
+of COMPLETE + PRUNED trials; the same command continues the study after an interrupt or a kill.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..ablation.executor import RayExecutor
+from ..ablation.interrupts import as_interrupted, interruptible
+from ..ablation.plan import Plan, build_plan, fit_resources
+from ..ablation.profiles import scaled_size
+from ..ablation.progress import Tally
+from ..ablation.summary import table_runs
+from ..ablation.trial import PruneLink, TrialSpec
+from ..config_io import ConfigError, read_yaml
+from ..tracking.store import tracking_uri
+from .record import SearchRecorder
+from .space import SearchSpace, apply, default_space, parse_space
+from .study import Objective, claim, counted, default_storage, make_pruner, make_sampler, open_study, repair
+
+
+@dataclass
+class SearchOptions:
+    table: str
+    row: str
+    trials: int
+    profile: str = "cpu"
+    data: str | None = None
+    objective: str = "top1"
+    study: str | None = None
+    storage: str | None = None
+    space: str | None = None
+    sampler: str = "tpe"
+    pruner: str = "median"
+    seed: int | None = None
+    concurrency: int | None = None
+    address: str | None = None
+    ablations_dir: Path | None = None
+    workdir: Path | None = None
+
+
+@dataclass
+class SearchResult:
+    study: str
+    storage: str
+    experiment: str
+    parent_run_id: str
+    counted: int
+    ran: list[int] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)
+    pruned: dict[int, str] = field(default_factory=dict)
+    repaired: list[int] = field(default_factory=list)
+    best: list[dict] = field(default_factory=list)  # trial number, values, params
+    base: dict[str, float] = field(default_factory=dict)  # the row's own finished result
+    best_yaml: Path | None = None
+
+
+def choose_space(opts: SearchOptions, plan: Plan) -> SearchSpace:
+    """``--space FILE``, else the row's ``search:``, else the profile's, else the default one."""
+    prow = plan.rows[opts.row]
+    cfg = prow.cfg
+    if opts.space:
+        return parse_space(read_yaml(opts.space), cfg, f"{opts.space}")
+    if prow.row.search:
+        return parse_space(prow.row.search, cfg, f"{plan.path}: row {opts.row}")
+    if plan.profile.search:
+        return parse_space(plan.profile.search, cfg, f"profiles.yaml: profile {plan.profile_name}")
+    return parse_space(default_space(cfg), cfg, f"default space for row {opts.row}")
+
+
+def run_search(opts: SearchOptions) -> SearchResult:
+    from ..ablation.plan import ROOT
+
+    if opts.trials < 1:
+        raise ConfigError(f"--trials {opts.trials}: ask for at least one trial")
+    plan = build_plan(opts.table, opts.profile, opts.data, [opts.row], opts.ablations_dir or ROOT / "ablations")
+    objective = Objective.parse(opts.objective)
+    space = choose_space(opts, plan)
+    uri = tracking_uri()
+    url = opts.storage or default_storage(uri)
+    name = opts.study or f"{plan.experiment}-{opts.row}-{opts.profile}-{'+'.join(objective.metrics)}"
+    base_cfg = plan.rows[opts.row].cfg
+    identity = {
+        "table": plan.experiment,
+        "row": opts.row,
+        "profile": opts.profile,
+        "config_hash": base_cfg.config_hash(),
+        "objective": str(objective),
+        "space": {k: d.model_dump(exclude_none=True) for k, d in space.dims.items()},
+    }
+    pruner = opts.pruner if objective.prunable else "none"
+    study = open_study(
+        name, url, objective, make_sampler(opts.sampler, objective, opts.seed), make_pruner(pruner), identity
+    )
+    claim(study)
+    workdir = (opts.workdir or Path.cwd() / "runs") / f"search-{plan.experiment}" / name
+    tags = {
+        "table": str(plan.table.table),
+        "search_row": opts.row,
+        "profile": opts.profile,
+        "objective": str(objective),
+        "sampler": opts.sampler,
+        "pruner": pruner,
+        "optuna.storage": url,
+        "space": space.origin,
+    }
+    with interruptible():
+        recorder = SearchRecorder(f"search-{plan.experiment}", name, uri, tags)
+        recorder.open()
+        search = _Search(opts, plan, objective, space, study, url, pruner, recorder, workdir)
+        return search.execute()
+
+
+class _Search:
+    def __init__(self, opts, plan, objective, space, study, url, pruner, recorder, workdir) -> None:
+        self.opts, self.plan, self.objective, self.space = opts, plan, objective, space
+        self.study, self.url, self.pruner, self.recorder, self.workdir = study, url, pruner, recorder, workdir
+        self.executor = RayExecutor(opts.address, workdir / "ray")
+        self.result = SearchResult(study.study_name, url, recorder.experiment, recorder.parent_id, 0)
+
+    def execute(self) -> SearchResult:
+        status, reason = "FAILED", ""
+        try:
+            self.result.repaired = repair(self.study)
+            if self.result.repaired:
+                print(f"study {self.study.study_name}: trials {self.result.repaired} were left RUNNING by a killed "
+                      "driver: marked FAIL, their parameters queued again")  # fmt: skip
+            self.result.base = self._base_result()
+            for k, v in self.result.base.items():  # the study page marks the row's own result
+                self.recorder.client.set_tag(self.recorder.parent_id, f"base.{k}", str(v))
+            self._loop()
+            status = "FINISHED"
+        except KeyboardInterrupt as e:
+            stop = as_interrupted(e)
+            status, reason = "KILLED", f"interrupted by {stop}: run the same command to continue the study"
+            raise stop from None
+        except BaseException as e:
+            reason = f"{type(e).__name__}: {e}"[:2000]
+            raise
+        finally:
+            self.executor.stop()
+            self.result.counted = counted(self.study)
+            if status == "FINISHED":
+                self._best()
+            self.recorder.close(status, reason)
+        return self.result
+
+    # -- the loop ------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        target, failures = self.opts.trials, 0
+        if counted(self.study) >= target:
+            print(f"study {self.study.study_name} already has {counted(self.study)} trials (asked for {target})")
+            return
+        self._start()
+        cpu = max(self.plan.profile.resources.cpu, 1)
+        fits = sum(int(n.get("CPU", 0) // cpu) or 0 for n in self.executor.nodes()) or 1
+        at_once = max(1, min(self.opts.concurrency or fits, fits if self.opts.concurrency is None else 10**6))
+        tally = Tally(target - counted(self.study))
+        stage = 0
+        while counted(self.study) < target:
+            if failures > 2 * target + 5:  # a space of mostly untrainable configs must end
+                raise RuntimeError(
+                    f"{failures} trials failed in this invocation (see their reasons above and in MLflow): the "
+                    "search space gives no trainable configs; narrow it"
+                )
+            n = min(at_once, target - counted(self.study))
+            asked = [self.study.ask() for _ in range(n)]
+            specs = {}
+            for t in asked:
+                spec = self._spec(t)
+                if spec is not None:
+                    specs[spec.row] = (t, spec)
+                else:
+                    failures += 1
+            if not specs:
+                continue
+            name = f"search-{self.plan.experiment}-{self.recorder.parent_id[:8]}-{stage}"
+            outcomes = self.executor.run_stage(
+                [s for _, s in specs.values()], self.resources, self.plan.profile.max_failures, name, tally
+            )
+            if "throughput" in self.objective.metrics:
+                self._throughput({k: specs[k] for k, o in outcomes.items() if o.status == "finished"})
+            for key, out in outcomes.items():
+                failed = self._tell(specs[key][0], out)
+                failures += failed
+                tally.failed += failed
+                tally.done += 1 - failed
+            stage += 1
+
+    def _start(self) -> None:
+        self.executor.start()
+        self.resources, note = fit_resources(
+            self.plan.profile_name, self.plan.profile.resources, self.executor.nodes(), self.executor.local
+        )
+        if note:
+            print(note)
+
+    def _spec(self, trial) -> TrialSpec | None:
+        """The trial's config, run and Ray trial; None (trial FAIL) when its parameters make an
+        invalid config."""
+        from optuna.trial import TrialState
+
+        params = self.space.suggest(trial)
+        try:
+            cfg = apply(self.plan.rows[self.opts.row].cfg, params)
+        except Exception as e:
+            why = f"invalid config: {e}".splitlines()[0][:300]
+            trial.set_user_attr("fail_reason", why)
+            self.study.tell(trial, state=TrialState.FAIL)
+            print(f"[trial{trial.number}] FAILED: {why}")
+            self.result.failed[trial.number] = why
+            return None
+        cfg = self._with_teacher(cfg)
+        extra = {"profile": self.opts.profile, "table": str(self.plan.table.table)}
+        run_id = self.recorder.trial_run(trial.number, cfg, params, self.opts.row, extra)
+        trial.set_user_attr("mlflow_run_id", run_id)
+        link = (
+            PruneLink(self.url, self.study.study_name, trial._trial_id, self.pruner) if self.pruner != "none" else None
+        )
+        return TrialSpec(
+            row=f"trial{trial.number}",
+            run_id=run_id,
+            experiment_id=self.recorder.experiment_id,
+            uri=self.recorder.uri,
+            cfg=cfg,
+            eval_cfg=self.plan.eval_cfg,
+            workdir=str((self.workdir / f"trial{trial.number}" / run_id).resolve()),
+            gpu="GPU" in self.resources,
+            threads=max(1, int(self.plan.profile.resources.threads or self.resources.get("CPU", 1))),
+            prune=link,
+        )
+
+    def _with_teacher(self, cfg):
+        """KD rows distil from their teacher row's finished run (the search does not train it)."""
+        from ..ablation.teachers import ensure_logits
+
+        teacher = self.plan.rows[self.opts.row].teacher
+        if not teacher:
+            return cfg
+        run = self._finished_runs().get(teacher)
+        if run is None:
+            raise ConfigError(
+                f"row {self.opts.row} distils from {teacher}, which has no finished run with this profile: run "
+                f"`assembled ablation {self.opts.table} --rows {teacher} --profile {self.opts.profile}` first"
+            )
+        logits, _ = ensure_logits(self.recorder.client, run.info.run_id, cfg, self.workdir / "teacher_logits")
+        return cfg.model_copy(update={"reg": cfg.reg.model_copy(update={"teacher_logits": str(logits)})})
+
+    def _finished_runs(self) -> dict:
+        client = self.recorder.client
+        exp = client.get_experiment_by_name(self.plan.experiment)
+        runs = table_runs(client, exp.experiment_id if exp else "", self.plan.units, self.plan.eval_cfg.identity())
+        return {k: r for k, r in runs.items() if r.info.status == "FINISHED"}
+
+    def _throughput(self, done: dict) -> None:
+        prof, ev = self.plan.profile, self.plan.eval_cfg
+        jobs = {k: (s.cfg.model, s.cfg.data.eval_crop, s.cfg.data.num_classes) for k, (_, s) in done.items()}
+        if not jobs:
+            return
+        reference, ref_size = {"name": "resnet50", **prof.resnet}, scaled_size(224, prof)
+        figures = self.executor.measure_throughput(
+            jobs, reference, ref_size, ev.throughput_batch, ev.throughput_repeats, "GPU" in self.resources
+        )
+        for key, metrics in figures.items():
+            from ..tracking.callback import MlflowCallback
+
+            MlflowCallback(self.recorder.client, done[key][1].run_id).log_metrics(metrics, 0)
+
+    def _tell(self, trial, out) -> int:
+        """Tell Optuna what became of a trial; 1 when it failed."""
+        from optuna.trial import TrialState
+
+        if out.status == "pruned":
+            self.study.tell(trial, state=TrialState.PRUNED)
+            self.result.pruned[trial.number] = out.reason
+            return 0
+        if out.status == "finished":
+            metrics = self.recorder.client.get_run(out.run_id).data.metrics
+            values = [metrics.get(m) for m in self.objective.metrics]
+            if all(v is not None for v in values):
+                self.study.tell(trial, values if self.objective.multi else values[0])
+                self.result.ran.append(trial.number)
+                return 0
+            missing = [m for m, v in zip(self.objective.metrics, values, strict=True) if v is None]
+            out.reason = f"the run has no {', '.join(missing)}"
+        trial.set_user_attr("fail_reason", out.reason[:500])
+        self.study.tell(trial, state=TrialState.FAIL)
+        self.result.failed[trial.number] = out.reason
+        return 1
+
+    # -- the end ---------------------------------------------------------------------------------
+    def _base_result(self) -> dict[str, float]:
+        run = self._finished_runs().get(self.opts.row)
+        return {m: run.data.metrics[m] for m in self.objective.metrics if m in run.data.metrics} if run else {}
+
+    def _best(self) -> None:
+        from optuna.trial import TrialState
+
+        if not self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            return
+        trials = self.study.best_trials if self.objective.multi else [self.study.best_trial]
+        self.result.best = [{"number": t.number, "values": t.values, "params": t.params} for t in trials]
+        kd = self.plan.rows[self.opts.row].row.kd
+        kd_row = kd.row if kd is not None else None
+        rows = [best_row(self.opts.row, self.study.study_name, t.number, t.params, kd_row) for t in trials]
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        path = self.workdir / "best.yaml"
+        path.write_text(rows_yaml(rows, self.study.study_name, self.objective, self.result.base))
+        self.result.best_yaml = path
+        self.recorder.client.log_artifact(self.recorder.parent_id, str(path))
+
+
+def best_row(row: str, study: str, number: int, params: dict[str, Any], kd_row: str | None = None) -> dict:
+    """A ready-to-paste table row: the searched row as its base plus the keys the trial changed
+    (``optim.epochs`` is then an epoch count for every profile, as searched)."""
+    out: dict[str, Any] = {
+        "id": f"{row}-t{number}",
+        "title": f"{row} tuned (study {study}, trial {number})",
+        "base": row,
+    }
+    for key, value in sorted(params.items()):
+        if key == "reg.kd_temperature" and kd_row:  # a row's KD temperature lives in its kd: entry
+            out["kd"] = {"row": kd_row, "temperature": value}
+            continue
+        section, _, rest = key.partition(".")
+        out.setdefault(section, {})[rest] = value
+    return out
+
+
+def rows_yaml(rows: list[dict], study: str, objective: Objective, base: dict[str, float]) -> str:
+    head = f"# best of study {study} ({objective}); base row: " + (
+        ", ".join(f"{k} {v:.2f}" for k, v in base.items()) or "no finished run"
+    )
+    return head + "\n" + yaml.safe_dump(rows, sort_keys=False)
