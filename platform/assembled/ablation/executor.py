@@ -48,9 +48,7 @@ class RayExecutor:
                 include_dashboard=False,
                 _temp_dir=str(tmp),
                 log_to_driver=False,
-                runtime_env={
-                    "env_vars": {"PYTHONWARNINGS": "ignore", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
-                },
+                runtime_env={"env_vars": {"PYTHONWARNINGS": "ignore", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}},
             )
             self.local = True
         self.connected = True

@@ -58,9 +58,7 @@ PARENT_KINDS = ("ablation", "search")  # runs that own trials and carry their dr
 def reap_orphans(client, experiment_id: str, end) -> list[str]:
     """Runs an earlier driver left RUNNING or SCHEDULED when it died: parents whose driver process
     is gone, and trials whose parent is not alive. ``end(run_id, status, reason)`` ends each."""
-    runs = retry_locked(
-        lambda: client.search_runs([experiment_id], "", max_results=5000, order_by=["start_time DESC"])
-    )
+    runs = retry_locked(lambda: client.search_runs([experiment_id], "", max_results=5000, order_by=["start_time DESC"]))
     open_runs = [r for r in runs if r.info.status in UNFINISHED]
     alive_parents = {
         r.info.run_id for r in open_runs if r.data.tags.get("kind") in PARENT_KINDS and not driver_gone(r.data.tags)
