@@ -239,6 +239,8 @@ def fit_resources(
     """
     use_gpu = request.gpu > 0 and any(n.get("GPU", 0) > 0 for n in nodes)
     need = {"CPU": float(request.cpu), **({"GPU": float(request.gpu)} if use_gpu else {})}
+    if request.workers > 1:
+        return _fit_workers(profile, request.workers, need, nodes, started_here)
     if any(all(n.get(k, 0) >= v for k, v in need.items()) for n in nodes):
         return need, None
     largest = max(nodes, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={})
@@ -252,6 +254,27 @@ def fit_resources(
     note = (
         f"profile {profile} asks for {_fmt(need)} per trial; this machine has {_fmt(have)}: "
         f"each trial gets {_fmt(fitted)}"
+    )
+    return fitted, note
+
+
+def _fit_workers(
+    profile: str, workers: int, need: dict[str, float], nodes: list[dict[str, float]], started_here: bool
+) -> tuple[dict[str, float], str | None]:
+    """Each data-parallel worker's resources: the request, when the cluster holds ``workers`` of
+    them at once; on a local Ray this command started, the machine shared evenly (with a note)."""
+    total = {k: sum(n.get(k, 0) for n in nodes) for k in need}
+    if all(total[k] >= v * workers for k, v in need.items()):
+        return need, None
+    if not started_here:
+        raise ConfigError(
+            f"profile {profile}: a trial asks for {workers} workers of {_fmt(need)}, but the cluster has "
+            f"{_fmt(total)} in all; lower 'resources' in profiles.yaml or add nodes"
+        )
+    fitted = {k: min(v, total[k] / workers) for k, v in need.items() if total[k] > 0}
+    note = (
+        f"profile {profile} asks for {workers} workers of {_fmt(need)} per trial; this machine has "
+        f"{_fmt(total)}: each worker gets {_fmt(fitted)}"
     )
     return fitted, note
 

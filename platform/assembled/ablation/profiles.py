@@ -19,9 +19,12 @@ from .spec import ResolvedRow, Table
 class Resources(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    cpu: float = 1
-    gpu: float = Field(0, description="GPUs per trial when the cluster has them")
+    cpu: float = Field(1, description="CPUs per trial (per worker when workers > 1)")
+    gpu: float = Field(0, description="GPUs per trial (per worker) when the cluster has them")
     threads: int | None = Field(None, description="torch threads per CPU trial (default: its CPUs)")
+    workers: int = Field(
+        1, ge=1, description="data-parallel workers per trial (Ray Train DDP: gloo on CPU, NCCL on GPU)"
+    )
 
 
 class Profile(BaseModel):

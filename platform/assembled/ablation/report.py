@@ -105,10 +105,12 @@ def gain_cells(summary: pd.DataFrame) -> list[dict[str, str]]:
 def notes(manifest: dict, summary: pd.DataFrame, agreement: dict[str, str]) -> list[str]:
     kind = manifest.get("kind", "alternatives")
     how = "each row vs the row it adds to" if kind == "stacked" else f"each row vs {manifest.get('baseline')}"
-    lines = [
-        f"Gains: {how}; mean difference over seeds with a 95% Welch interval. "
-        "'cannot tell' = the interval spans 0 at this budget (more seeds or epochs may resolve it)."
-    ]
+    lines = []
+    if "vs" in summary and summary["vs"].notna().any():
+        lines.append(
+            f"Gains: {how}; mean difference over seeds with a 95% Welch interval. "
+            "'cannot tell' = the interval spans 0 at this budget (more seeds or epochs may resolve it)."
+        )
     if "top1_verdict" in summary and (summary["top1_verdict"] == SINGLE).any():
         lines.append("n=1: one seed a row cannot separate a gain from noise; run with --repeats 2 or more.")
     if agreement:
@@ -197,8 +199,8 @@ def latex(manifest: dict, summary: pd.DataFrame, agreement: dict[str, str]) -> s
     parts = [_latex_table(results_cells(summary, manifest.get("baseline")), title)]
     gains = gain_cells(summary)
     if gains:
-        parts += ["", _latex_table(gains, f"{title}: gains ({notes(manifest, summary, agreement)[0]})")]
-    return "\n".join(parts + [""] + [f"% {n}" for n in notes(manifest, summary, agreement)[1:]])
+        parts += ["", _latex_table(gains, f"{title}: gains")]
+    return "\n".join(parts + [""] + [f"% {n}" for n in notes(manifest, summary, agreement)])
 
 
 # -- the command -------------------------------------------------------------------------------

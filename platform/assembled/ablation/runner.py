@@ -32,6 +32,8 @@ from .teachers import TeacherFailed, ensure_logits
 from .trial import TrialSpec
 
 __all__ = ["ROOT", "AblationResult", "print_result", "run_ablation"]
+# a Tune trial that only drives a TorchTrainer: no CPU (Tune refuses an empty request: 256 MB memory)
+DRIVER_ONLY = {"CPU": 0.0, "memory": float(2**28)}
 
 
 @dataclass
@@ -123,6 +125,12 @@ class _Run:
             print(f"{self.plan.path.name}: re-evaluating {', '.join(again)}: {decisions[again[0]].why}")
         return decisions
 
+    @property
+    def trial_resources(self) -> dict[str, float]:
+        """What Tune reserves for a trial: its resources, or for a data-parallel trial only a
+        driver's memory (its Ray Train workers reserve their own CPUs / GPUs)."""
+        return DRIVER_ONLY if self.plan.profile.resources.workers > 1 else self.resources
+
     def _start_executor(self) -> None:
         self.executor.start()
         self.resources, note = fit_resources(
@@ -143,7 +151,9 @@ class _Run:
             if not specs:
                 continue
             name = f"{self.plan.experiment}-{self.recorder.parent_id[:8]}-{stage}"
-            outcomes = self.executor.run_stage(specs, self.resources, self.plan.profile.max_failures, name, self.tally)
+            outcomes = self.executor.run_stage(
+                specs, self.trial_resources, self.plan.profile.max_failures, name, self.tally
+            )
             for rid, out in outcomes.items():
                 self.state[rid] = out.status
                 if out.status == "finished":
@@ -204,6 +214,8 @@ class _Run:
             workdir=str((self.workdir / f"{rid}-{prow.cfg.config_hash()}" / run_id).resolve()),
             gpu="GPU" in self.resources,
             threads=max(1, int(self.plan.profile.resources.threads or self.resources.get("CPU", 1))),
+            workers=self.plan.profile.resources.workers,
+            worker_resources=self.resources,
         )
 
     def _throughput(self) -> None:

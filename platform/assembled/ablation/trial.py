@@ -12,6 +12,7 @@ died (killed, out of memory, lost node) and network errors reaching the tracking
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,20 +45,21 @@ class TrialSpec:
     gpu: bool
     threads: int
     prune: PruneLink | None = None  # an Optuna search trial that may be pruned
+    workers: int = 1  # > 1: data-parallel over this many Ray Train workers (DDP)
+    worker_resources: dict[str, float] | None = None  # each worker's CPU / GPU
 
 
 class _Report:
-    """Forward each epoch to Tune (the driver prints the live line)."""
+    """Forward each epoch to Tune (the driver prints the live line); ``report`` is Tune's, or Ray
+    Train's in a data-parallel worker (every rank reports, Train forwards rank 0's)."""
 
-    def __init__(self, row: str, epochs: int, workdir: Path) -> None:
-        self.row, self.epochs, self.workdir = row, epochs, workdir
+    def __init__(self, row: str, epochs: int, workdir: Path, report: Callable[[dict], None]) -> None:
+        self.row, self.epochs, self.workdir, self.report = row, epochs, workdir, report
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float], checkpoint: Path) -> None:
-        from ray import tune
-
         marker = self.workdir / "fault_injected"
         fail_at = os.environ.get(FAIL_ONCE_ENV)
-        tune.report({"row": self.row, "epoch": epoch + 1, "epochs": self.epochs, **metrics})
+        self.report({"row": self.row, "epoch": epoch + 1, "epochs": self.epochs, **metrics})
         if fail_at and int(fail_at) == epoch + 1 and not marker.exists():
             marker.write_text("1")
             os._exit(3)
@@ -93,6 +95,8 @@ def _start(spec: TrialSpec) -> None:
     retry_locked(lambda: c.update_run(spec.run_id, status="RUNNING"))
     # when it left the queue: what `assembled plan` estimates durations from
     retry_locked(lambda: c.set_tag(spec.run_id, "trial_started", str(int(time.time() * 1000))))
+    if spec.workers > 1:
+        retry_locked(lambda: c.set_tag(spec.run_id, "data_parallel_workers", str(spec.workers)))
     if "failure_reason" in retry_locked(lambda: c.get_run(spec.run_id)).data.tags:
         retry_locked(lambda: c.delete_tag(spec.run_id, "failure_reason"))
 
@@ -137,24 +141,40 @@ class _Prune:
 
 
 def run_trial(config: dict) -> None:
-    from ray import tune
-
-    from ..evaluation.suite import suite_after_training
-    from ..tracking import TrackedRun, train_tracked
-    from ..training.stop import Stopped
-
+    """The Tune trial of a row: trains in this process, or drives a data-parallel Ray Train run."""
     spec: TrialSpec = config["trial"]
     if not spec.gpu:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # CPU trials on GPU machines must not grab a GPU
+    if spec.workers > 1:
+        _run_data_parallel(spec)
+        return
+    from ray import tune
+
+    _train(spec, tune.report, live=True)
+
+
+def _train(spec: TrialSpec, report: Callable[[dict], None], live: bool) -> None:
+    """Train, evaluate and track the row (rank 0 of a data-parallel run: ``live`` False, no
+    evaluation progress and no pruning, which would leave the other ranks waiting)."""
+    from ..evaluation.suite import suite_after_training
+    from ..tracking import TrackedRun, train_tracked
+    from ..training.distributed import world
+    from ..training.stop import Stopped
+
     workdir = Path(spec.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     cfg = spec.cfg.model_copy(update={"threads": spec.threads})
     run = TrackedRun(spec.run_id, spec.experiment_id, spec.uri)
     _start(spec)
     _fetch_checkpoint(spec, workdir)
-    after = suite_after_training(cfg, eval_cfg=spec.eval_cfg, throughput=False, on_progress=_EvalProgress(spec.row))
-    callbacks = [_Report(spec.row, cfg.optim.epochs, workdir)]
-    if spec.prune is not None:
+    if world()[1] > 1:
+        import torch.distributed as dist
+
+        dist.barrier()  # the other ranks resume from the checkpoint fetched above
+    progress = _EvalProgress(spec.row) if live else None
+    after = suite_after_training(cfg, eval_cfg=spec.eval_cfg, throughput=False, on_progress=progress)
+    callbacks: list = [_Report(spec.row, cfg.optim.epochs, workdir, report)]
+    if spec.prune is not None and live:
         callbacks.append(_Prune(spec.prune, cfg.optim.epochs))
     try:
         result = train_tracked(cfg, run, workdir, callbacks, after, progress=False)
@@ -162,10 +182,57 @@ def run_trial(config: dict) -> None:
         raise
     except Stopped as e:
         _pruned(spec, str(e))
-        tune.report({"row": spec.row, "pruned": 1, "reason": str(e), "run_id": run.run_id})
+        report({"row": spec.row, "pruned": 1, "reason": str(e), "run_id": run.run_id})
         return
     except Exception as e:
         reason = f"{type(e).__name__}: {e}"[:500]
-        tune.report({"row": spec.row, "failed": 1, "reason": reason, "run_id": run.run_id})
+        report({"row": spec.row, "failed": 1, "reason": reason, "run_id": run.run_id})
         return
-    tune.report({"row": spec.row, "finished": 1, "run_id": run.run_id, **result.metrics})
+    report({"row": spec.row, "finished": 1, "run_id": run.run_id, **result.metrics})
+
+
+def _run_data_parallel(spec: TrialSpec) -> None:
+    """A TorchTrainer inside the Tune trial (Ray 2.60's pattern: the trial is a small driver);
+    its workers run :func:`_data_parallel_worker`, Tune hears rank 0's reports."""
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    trainer = TorchTrainer(
+        _data_parallel_worker,
+        train_loop_config={"trial": spec},
+        scaling_config=ScalingConfig(
+            num_workers=spec.workers, use_gpu=spec.gpu, resources_per_worker=spec.worker_resources or {"CPU": 1}
+        ),
+        torch_config=TorchConfig(backend="nccl" if spec.gpu else "gloo"),
+        run_config=RunConfig(
+            name=f"{spec.row}-{spec.run_id[:12]}",
+            storage_path=str(Path(spec.workdir).resolve().parent / "train"),
+            callbacks=[TuneReportCallback()],
+        ),
+    )
+    trainer.fit()
+
+
+def _data_parallel_worker(config: dict) -> None:
+    """Rank 0 trains, evaluates and tracks as a plain trial does; the other ranks train their
+    shards alongside (no MLflow) and report as often, since Ray Train's report is collective."""
+    import ray.train
+    import torch.distributed as dist
+
+    from ..training import Trainer
+
+    spec: TrialSpec = config["trial"]
+    if not spec.gpu:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    if ray.train.get_context().get_world_rank() == 0:
+        _train(spec, ray.train.report, live=False)
+        return
+    dist.barrier()
+    cfg = spec.cfg.model_copy(update={"threads": spec.threads})
+    workdir = Path(spec.workdir)
+    try:
+        Trainer(cfg, workdir, [_Report(spec.row, cfg.optim.epochs, workdir, ray.train.report)], progress=False).fit()
+    except Exception:  # rank 0 meets the same error and reports it with its reason
+        pass
+    ray.train.report({"row": spec.row})

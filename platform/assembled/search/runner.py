@@ -21,6 +21,7 @@ from ..ablation.interrupts import as_interrupted, interruptible
 from ..ablation.plan import Plan, build_plan, fit_resources
 from ..ablation.profiles import scaled_size
 from ..ablation.progress import Tally
+from ..ablation.runner import DRIVER_ONLY
 from ..ablation.summary import table_runs
 from ..ablation.trial import PruneLink, TrialSpec
 from ..config_io import ConfigError, read_yaml
@@ -99,7 +100,9 @@ def run_search(opts: SearchOptions) -> SearchResult:
         "objective": str(objective),
         "space": {k: d.model_dump(exclude_none=True) for k, d in space.dims.items()},
     }
-    pruner = opts.pruner if objective.prunable else "none"
+    # pruning stops rank 0 alone, which would leave the other ranks of a data-parallel trial waiting
+    prunable = objective.prunable and plan.profile.resources.workers == 1
+    pruner = opts.pruner if prunable else "none"
     study = open_study(
         name, url, objective, make_sampler(opts.sampler, objective, opts.seed), make_pruner(pruner), identity
     )
@@ -186,8 +189,9 @@ class _Search:
             if not specs:
                 continue
             name = f"search-{self.plan.experiment}-{self.recorder.parent_id[:8]}-{stage}"
+            trial_res = DRIVER_ONLY if self.plan.profile.resources.workers > 1 else self.resources
             outcomes = self.executor.run_stage(
-                [s for _, s in specs.values()], self.resources, self.plan.profile.max_failures, name, tally
+                [s for _, s in specs.values()], trial_res, self.plan.profile.max_failures, name, tally
             )
             if "throughput" in self.objective.metrics:
                 self._throughput({k: specs[k] for k, o in outcomes.items() if o.status == "finished"})
@@ -239,6 +243,8 @@ class _Search:
             gpu="GPU" in self.resources,
             threads=max(1, int(self.plan.profile.resources.threads or self.resources.get("CPU", 1))),
             prune=link,
+            workers=self.plan.profile.resources.workers,
+            worker_resources=self.resources,
         )
 
     def _with_teacher(self, cfg):

@@ -30,6 +30,7 @@ from . import checkpoint as ckpt
 from . import rng
 from .callbacks import notify
 from .config import TrainConfig
+from .distributed import ShardSampler, average_buffers, mean_across_ranks, unwrap, world, wrap
 from .losses import distillation, smooth, soft_cross_entropy, teacher_probabilities
 from .optim import build_optimizer
 from .schedules import keep_prob, learning_rate
@@ -65,11 +66,22 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def loader_for(dataset, batch_size: int, shuffle: bool, workers: int, seed: int = 0, passes: int = 1) -> DataLoader:
+def loader_for(
+    dataset,
+    batch_size: int,
+    shuffle: bool,
+    workers: int,
+    seed: int = 0,
+    passes: int = 1,
+    shard: tuple[int, int] = (0, 1),
+) -> DataLoader:
+    """``shard`` (rank, world size): this rank's share of the order every rank draws alike."""
     sampler = None
     if shuffle:
         g = torch.Generator().manual_seed(seed)
         sampler = RandomSampler(dataset, num_samples=len(dataset) * passes, generator=g)
+        if shard[1] > 1:
+            sampler = ShardSampler(sampler, *shard)
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -125,6 +137,7 @@ class Trainer:
         self.amp = cuda if cfg.amp is None else cfg.amp
         self.channels_last = cuda if cfg.channels_last is None else cfg.channels_last
         self.mix_gen = torch.Generator().manual_seed(cfg.seed + 17)
+        self.rank, self.world = world()  # data-parallel when a process group exists (distributed.py)
 
     # -- set-up ---------------------------------------------------------------------------
     def _teacher(self, n_train: int, num_classes: int) -> torch.Tensor | None:
@@ -151,6 +164,8 @@ class Trainer:
             if hasattr(ds, "skip_log"):
                 ds.skip_log = self.workdir / SKIP_LOG
         B = self.cfg.optim.batch_size
+        if B % (2 * self.world if self.cfg.reg.mixup_alpha > 0 else self.world):
+            raise ValueError(f"optim.batch_size {B} does not split evenly over {self.world} data-parallel workers")
         if len(train_ds) < B:
             where = self.cfg.data.path or "synthetic data"
             raise DataError(f"{where}: the train split has {len(train_ds)} images, fewer than one batch of {B}")
@@ -187,6 +202,7 @@ class Trainer:
             model = model.to(memory_format=torch.channels_last)
         opt = build_optimizer(model, cfg.optim)
         start_epoch, history = self._resume(model, opt)
+        model = wrap(model, dev)  # DDP in a process group (after loading: keys stay unprefixed)
         last = self.workdir / ckpt.LAST
         steps_per_epoch = len(train_ds) // cfg.optim.batch_size
         notify(
@@ -205,16 +221,20 @@ class Trainer:
         metrics: dict[str, float] = dict(history[-1]) if history else {}
         for epoch in range(start_epoch, cfg.optim.epochs):
             metrics = self._train_epoch(model, opt, train_ds, teacher, epoch, steps_per_epoch)
+            average_buffers(model)
             if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.optim.epochs:
-                metrics |= evaluate_top1(model, val_loader, dev, self.amp, self.channels_last)
+                # every rank holds the same weights: each evaluates alone (no collective to wait on)
+                metrics |= evaluate_top1(unwrap(model), val_loader, dev, self.amp, self.channels_last)
                 if not math.isfinite(metrics["val_loss"]):
                     raise TrainingDiverged(f"validation loss is {metrics['val_loss']} at epoch {epoch + 1}")
             skipped = skipped_files(self.workdir / SKIP_LOG)
             if skipped:
                 metrics["skipped_images"] = float(len(skipped))
             history.append(metrics)
-            ckpt.save(last, self._state(model, opt, epoch, history, num_classes))
+            if self.rank == 0:
+                ckpt.save(last, self._state(unwrap(model), opt, epoch, history, num_classes))
             notify(self.callbacks, "on_epoch_end", epoch, metrics, last)
+        model = unwrap(model)
         result = TrainResult(model, metrics, history, last if last.exists() else None, start_epoch)
         skipped = skipped_files(self.workdir / SKIP_LOG)
         if skipped:
@@ -243,11 +263,12 @@ class Trainer:
         two_batches = mix and cfg.reg.mixup_type == 1
         loader = loader_for(
             train_ds,
-            2 * B if two_batches else B,
+            (2 * B if two_batches else B) // self.world,  # this rank's share of the global batch
             True,
             cfg.data.num_workers,
             cfg.seed * 1000 + epoch,
             2 if two_batches else 1,
+            (self.rank, self.world),
         )
         total_steps = steps_per_epoch * cfg.optim.epochs
         uses_dropblock = set_keep_prob(model, 1.0) > 0
@@ -278,7 +299,9 @@ class Trainer:
             if teacher is not None:
                 parts.append(teacher[idx.to(dev)])
             if mix:
-                lam = sample_lambda(B, cfg.reg.mixup_alpha, dev, self.mix_gen)
+                # the global batch's draws on every rank, this rank's share: the pairs and weights a
+                # single process would use for these images (see distributed.py)
+                lam = sample_lambda(B, cfg.reg.mixup_alpha, dev, self.mix_gen)[self.rank :: self.world]
                 parts = mixup_pairs(parts, lam, cfg.reg.mixup_type)
             x, target = parts[0], smooth(parts[1], cfg.reg.label_smoothing)
             if self.channels_last:
@@ -296,8 +319,9 @@ class Trainer:
             if self.progress and i % 20 == 0:
                 bar.set_postfix(loss=f"{running.item() / (i + 1):.3f}", lr=f"{lr:.3g}")
         bar.close()
-        train_loss = running.item() / max(1, steps_per_epoch)
+        train_loss = mean_across_ranks(running).item() / max(1, steps_per_epoch)
         if not math.isfinite(train_loss):
             raise TrainingDiverged(f"training loss is {train_loss} at epoch {epoch + 1}")
         elapsed = time.perf_counter() - t0
-        return {"loss": train_loss, "lr": lr, "epoch_time_s": elapsed, "train_images_per_s": seen / max(elapsed, 1e-9)}
+        images_per_s = seen * self.world / max(elapsed, 1e-9)  # every rank's share of the global batch
+        return {"loss": train_loss, "lr": lr, "epoch_time_s": elapsed, "train_images_per_s": images_per_s}
