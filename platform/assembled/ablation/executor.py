@@ -116,12 +116,33 @@ class RayExecutor:
         device = "cuda" if gpu else "cpu"
         return ray.get(task.remote(jobs, reference, reference_size, batch, repeats, device, int(cpus)))
 
+    def teacher_logits(self, uri: str, teacher_run: str, student) -> bool:
+        """Make sure the teacher's logits for the student's training data are stored with the
+        teacher's run, computing them in a Ray task where the cluster has a GPU (or a CPU), not on
+        the driver. True when they were computed now. A teacher whose logits are not finite
+        raises :class:`~.teachers.TeacherFailed`."""
+        import ray
+
+        gpu = any(n.get("GPU", 0) >= 1 for n in self.nodes())
+        task = ray.remote(_store_logits).options(num_cpus=1, num_gpus=1 if gpu else 0, max_retries=1)
+        return ray.get(task.remote(uri, teacher_run, student))
+
     def stop(self) -> None:
         import ray
 
         if self.connected:
             ray.shutdown()
             self.connected = False
+
+
+def _store_logits(uri: str, teacher_run: str, student) -> bool:
+    import tempfile
+
+    from ..tracking.store import client
+    from .teachers import ensure_logits
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return ensure_logits(client(uri), teacher_run, student, Path(tmp))[1]
 
 
 def _quiet() -> None:

@@ -28,7 +28,7 @@ from .progress import Tally
 from .record import Recorder
 from .report import terminal
 from .summary import agreement
-from .teachers import TeacherFailed, ensure_logits
+from .teachers import TeacherFailed
 from .trial import TrialSpec
 
 __all__ = ["ROOT", "AblationResult", "print_result", "run_ablation"]
@@ -189,19 +189,18 @@ class _Run:
         when its teacher turned out to have failed."""
         prow = self.plan.rows[rid]
         cfg = prow.cfg
+        teacher_run = None
         if prow.teacher:
             teacher_run = self.run_of[prow.teacher]
             try:
-                logits, computed = ensure_logits(
-                    self.recorder.client, teacher_run, cfg, self.workdir / "teacher_logits"
-                )
+                computed = self.executor.teacher_logits(self.recorder.uri, teacher_run, cfg)
             except TeacherFailed as e:
-                self.recorder.end(teacher_run, "FAILED", str(e))
-                self.state[prow.teacher], self.result.failed[prow.teacher] = "failed", str(e)
+                why = str(e).strip().splitlines()[-1]
+                self.recorder.end(teacher_run, "FAILED", why)
+                self.state[prow.teacher], self.result.failed[prow.teacher] = "failed", why
                 self.result.ran = [r for r in self.result.ran if r != prow.teacher]
                 return None
             self.result.logits_computed += int(computed)
-            cfg = cfg.model_copy(update={"reg": cfg.reg.model_copy(update={"teacher_logits": str(logits)})})
         run_id = self.recorder.child(rid, fresh=self.rerun and decision.action == "run")
         self.run_of[rid] = run_id
         return TrialSpec(
@@ -214,6 +213,7 @@ class _Run:
             workdir=str((self.workdir / f"{rid}-{prow.cfg.config_hash()}" / run_id).resolve()),
             gpu="GPU" in self.resources,
             threads=max(1, int(self.plan.profile.resources.threads or self.resources.get("CPU", 1))),
+            teacher_run=teacher_run,
             workers=self.plan.profile.resources.workers,
             worker_resources=self.resources,
         )

@@ -20,6 +20,7 @@ from ..evaluation.suite import EvalConfig
 from ..training import TrainConfig
 
 FAIL_ONCE_ENV = "ASSEMBLED_FAIL_ONCE_AT_EPOCH"  # test hook: the worker process dies once at that epoch
+SCRATCH_ENV = "ASSEMBLED_SCRATCH"  # a node's own work folder (set on cluster nodes; see _workdir)
 RETRYABLE = (ConnectionError, TimeoutError)
 
 
@@ -45,6 +46,7 @@ class TrialSpec:
     gpu: bool
     threads: int
     prune: PruneLink | None = None  # an Optuna search trial that may be pruned
+    teacher_run: str | None = None  # KD: the teacher's run, whose logits artifact the trial fetches
     workers: int = 1  # > 1: data-parallel over this many Ray Train workers (DDP)
     worker_resources: dict[str, float] | None = None  # each worker's CPU / GPU
 
@@ -53,16 +55,25 @@ class _Report:
     """Forward each epoch to Tune (the driver prints the live line); ``report`` is Tune's, or Ray
     Train's in a data-parallel worker (every rank reports, Train forwards rank 0's)."""
 
-    def __init__(self, row: str, epochs: int, workdir: Path, report: Callable[[dict], None]) -> None:
-        self.row, self.epochs, self.workdir, self.report = row, epochs, workdir, report
+    def __init__(self, row: str, epochs: int, report: Callable[[dict], None], spec: TrialSpec | None = None) -> None:
+        self.row, self.epochs, self.report, self.spec = row, epochs, report, spec
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float], checkpoint: Path) -> None:
-        marker = self.workdir / "fault_injected"
-        fail_at = os.environ.get(FAIL_ONCE_ENV)
         self.report({"row": self.row, "epoch": epoch + 1, "epochs": self.epochs, **metrics})
-        if fail_at and int(fail_at) == epoch + 1 and not marker.exists():
-            marker.write_text("1")
-            os._exit(3)
+        fail_at = os.environ.get(FAIL_ONCE_ENV)
+        if fail_at and int(fail_at) == epoch + 1 and self.spec is not None:
+            _die_once(self.spec)
+
+
+def _die_once(spec: TrialSpec) -> None:
+    """The test hook: the worker process dies, once per run (remembered by the run itself, so a
+    retry on another node does not die again)."""
+    from ..tracking.store import client, retry_locked
+
+    c = client(spec.uri)
+    if "fault_injected" not in retry_locked(lambda: c.get_run(spec.run_id)).data.tags:
+        retry_locked(lambda: c.set_tag(spec.run_id, "fault_injected", "1"))
+        os._exit(3)
 
 
 class _EvalProgress:
@@ -97,6 +108,13 @@ def _start(spec: TrialSpec) -> None:
     retry_locked(lambda: c.set_tag(spec.run_id, "trial_started", str(int(time.time() * 1000))))
     if spec.workers > 1:
         retry_locked(lambda: c.set_tag(spec.run_id, "data_parallel_workers", str(spec.workers)))
+    try:
+        import ray
+
+        node = ray.get_runtime_context().get_node_id()
+        retry_locked(lambda: c.set_tag(spec.run_id, "ray.node", node))
+    except Exception:  # outside Ray (tests call trials directly): no node to name
+        pass
     if "failure_reason" in retry_locked(lambda: c.get_run(spec.run_id)).data.tags:
         retry_locked(lambda: c.delete_tag(spec.run_id, "failure_reason"))
 
@@ -108,17 +126,65 @@ def _pruned(spec: TrialSpec, reason: str) -> None:
 
 
 def _fetch_checkpoint(spec: TrialSpec, workdir: Path) -> None:
-    """A run being re-evaluated whose checkpoint is not in this folder (``runs/`` deleted, another
-    node) takes the final checkpoint its training logged as an artifact."""
+    """The run's newest checkpoint into this node's work folder: a trial retried on another node,
+    or resumed by a later invocation elsewhere, continues from the checkpoint stored with its run
+    (tag ``checkpoint_epoch``) when it is newer than any local one."""
+    import torch
+
+    from ..tracking.callback import CHECKPOINT_EPOCH
     from ..tracking.store import client, retry_locked
     from ..training.checkpoint import LAST
 
-    if (workdir / LAST).exists():
-        return
     c = client(spec.uri)
-    if f"checkpoint/{LAST}" in {a.path for a in retry_locked(lambda: c.list_artifacts(spec.run_id, "checkpoint"))}:
+    stored = retry_locked(lambda: c.get_run(spec.run_id)).data.tags.get(CHECKPOINT_EPOCH)
+    local = workdir / LAST
+    if local.exists():
+        if stored is None:
+            return
+        state = torch.load(local, map_location="cpu", weights_only=True)
+        if int(state.get("epoch", -1)) + 1 >= int(stored):
+            return
+    names = {a.path for a in retry_locked(lambda: c.list_artifacts(spec.run_id, "checkpoint"))}
+    if f"checkpoint/{LAST}" in names:
         got = Path(c.download_artifacts(spec.run_id, f"checkpoint/{LAST}", str(workdir)))
-        got.replace(workdir / LAST)
+        got.replace(local)
+
+
+def _workdir(spec: TrialSpec) -> Path:
+    """This node's work folder for the run: under ``ASSEMBLED_SCRATCH`` when the node sets it (a
+    cluster: nothing is read from the driver's disk), else the driver's ``runs/`` path (one machine)."""
+    scratch = os.environ.get(SCRATCH_ENV)
+    path = Path(spec.workdir)
+    workdir = Path(scratch) / Path(*path.parts[-3:]) if scratch else path
+    workdir.mkdir(parents=True, exist_ok=True)
+    return workdir
+
+
+def _prepare(spec: TrialSpec, rank: int) -> tuple[TrainConfig, Path]:
+    """The trial's config (with its teacher's logits, fetched from the teacher's run) and work
+    folder (with the run's newest checkpoint). Rank 0 also marks the run RUNNING; in a
+    data-parallel run the other ranks wait for it, then fetch what their node lacks."""
+    from ..training.checkpoint import LAST
+    from ..training.distributed import world
+
+    workdir = _workdir(spec)
+    if rank == 0:
+        _start(spec)
+        _fetch_checkpoint(spec, workdir)
+    if world()[1] > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        if rank > 0 and not (workdir / LAST).exists():  # another node than rank 0's
+            _fetch_checkpoint(spec, workdir)
+    cfg = spec.cfg.model_copy(update={"threads": spec.threads})
+    if spec.teacher_run:
+        from ..tracking.store import client
+        from .teachers import ensure_logits
+
+        logits, _ = ensure_logits(client(spec.uri), spec.teacher_run, cfg, workdir.parent / "teacher_logits")
+        cfg = cfg.model_copy(update={"reg": cfg.reg.model_copy(update={"teacher_logits": str(logits)})})
+    return cfg, workdir
 
 
 class _Prune:
@@ -158,26 +224,23 @@ def _train(spec: TrialSpec, report: Callable[[dict], None], live: bool) -> None:
     evaluation progress and no pruning, which would leave the other ranks waiting)."""
     from ..evaluation.suite import suite_after_training
     from ..tracking import TrackedRun, train_tracked
-    from ..training.distributed import world
     from ..training.stop import Stopped
 
-    workdir = Path(spec.workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    cfg = spec.cfg.model_copy(update={"threads": spec.threads})
     run = TrackedRun(spec.run_id, spec.experiment_id, spec.uri)
-    _start(spec)
-    _fetch_checkpoint(spec, workdir)
-    if world()[1] > 1:
-        import torch.distributed as dist
-
-        dist.barrier()  # the other ranks resume from the checkpoint fetched above
+    try:
+        cfg, workdir = _prepare(spec, 0)
+    except RETRYABLE:
+        raise
+    except Exception as e:  # e.g. teacher logits that cannot be read
+        report({"row": spec.row, "failed": 1, "reason": f"{type(e).__name__}: {e}"[:500], "run_id": run.run_id})
+        return
     progress = _EvalProgress(spec.row) if live else None
     after = suite_after_training(cfg, eval_cfg=spec.eval_cfg, throughput=False, on_progress=progress)
-    callbacks: list = [_Report(spec.row, cfg.optim.epochs, workdir, report)]
+    callbacks: list = [_Report(spec.row, cfg.optim.epochs, report, spec)]
     if spec.prune is not None and live:
         callbacks.append(_Prune(spec.prune, cfg.optim.epochs))
     try:
-        result = train_tracked(cfg, run, workdir, callbacks, after, progress=False)
+        result = train_tracked(cfg, run, workdir, callbacks, after, progress=False, checkpoint_every_epoch=True)
     except RETRYABLE:
         raise
     except Stopped as e:
@@ -218,7 +281,6 @@ def _data_parallel_worker(config: dict) -> None:
     """Rank 0 trains, evaluates and tracks as a plain trial does; the other ranks train their
     shards alongside (no MLflow) and report as often, since Ray Train's report is collective."""
     import ray.train
-    import torch.distributed as dist
 
     from ..training import Trainer
 
@@ -228,11 +290,10 @@ def _data_parallel_worker(config: dict) -> None:
     if ray.train.get_context().get_world_rank() == 0:
         _train(spec, ray.train.report, live=False)
         return
-    dist.barrier()
-    cfg = spec.cfg.model_copy(update={"threads": spec.threads})
-    workdir = Path(spec.workdir)
+    rank = ray.train.get_context().get_world_rank()
     try:
-        Trainer(cfg, workdir, [_Report(spec.row, cfg.optim.epochs, workdir, ray.train.report)], progress=False).fit()
+        cfg, workdir = _prepare(spec, rank)
+        Trainer(cfg, workdir, [_Report(spec.row, cfg.optim.epochs, ray.train.report)], progress=False).fit()
     except Exception:  # rank 0 meets the same error and reports it with its reason
         pass
     ray.train.report({"row": spec.row})

@@ -225,7 +225,7 @@ class _Search:
             print(f"[trial{trial.number}] FAILED: {why}")
             self.result.failed[trial.number] = why
             return None
-        cfg = self._with_teacher(cfg)
+        teacher_run = self._teacher_run(cfg)
         extra = {"profile": self.opts.profile, "table": str(self.plan.table.table)}
         run_id = self.recorder.trial_run(trial.number, cfg, params, self.opts.row, extra)
         trial.set_user_attr("mlflow_run_id", run_id)
@@ -243,25 +243,25 @@ class _Search:
             gpu="GPU" in self.resources,
             threads=max(1, int(self.plan.profile.resources.threads or self.resources.get("CPU", 1))),
             prune=link,
+            teacher_run=teacher_run,
             workers=self.plan.profile.resources.workers,
             worker_resources=self.resources,
         )
 
-    def _with_teacher(self, cfg):
-        """KD rows distil from their teacher row's finished run (the search does not train it)."""
-        from ..ablation.teachers import ensure_logits
-
+    def _teacher_run(self, cfg) -> str | None:
+        """KD rows distil from their teacher row's finished run (the search does not train it);
+        its logits are stored with it (a Ray task) and each trial fetches them."""
         teacher = self.plan.rows[self.opts.row].teacher
         if not teacher:
-            return cfg
+            return None
         run = self._finished_runs().get(teacher)
         if run is None:
             raise ConfigError(
                 f"row {self.opts.row} distils from {teacher}, which has no finished run with this profile: run "
                 f"`assembled ablation {self.opts.table} --rows {teacher} --profile {self.opts.profile}` first"
             )
-        logits, _ = ensure_logits(self.recorder.client, run.info.run_id, cfg, self.workdir / "teacher_logits")
-        return cfg.model_copy(update={"reg": cfg.reg.model_copy(update={"teacher_logits": str(logits)})})
+        self.executor.teacher_logits(self.recorder.uri, run.info.run_id, cfg)
+        return run.info.run_id
 
     def _finished_runs(self) -> dict:
         client = self.recorder.client

@@ -11,12 +11,21 @@ from mlflow.tracking import MlflowClient
 
 from .store import retry_locked
 
+CHECKPOINT_EPOCH = "checkpoint_epoch"  # tag: the epoch of the checkpoint stored with the run
+
 
 class MlflowCallback:
-    def __init__(self, client: MlflowClient, run_id: str, log_checkpoint: bool = True) -> None:
+    """``checkpoint_every_epoch``: store the checkpoint with the run after every epoch (tag
+    ``checkpoint_epoch``), so a trial retried on any node, or a table resumed from another
+    machine, continues from the tracking server without a shared disk."""
+
+    def __init__(
+        self, client: MlflowClient, run_id: str, log_checkpoint: bool = True, checkpoint_every_epoch: bool = False
+    ) -> None:
         self.client = client
         self.run_id = run_id
         self.log_checkpoint = log_checkpoint
+        self.every_epoch = checkpoint_every_epoch
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         now = int(time.time() * 1000)
@@ -30,6 +39,9 @@ class MlflowCallback:
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float], checkpoint: Path) -> None:
         self.log_metrics(metrics, epoch + 1)
+        if self.every_epoch and checkpoint is not None and Path(checkpoint).exists():
+            retry_locked(lambda: self.client.log_artifact(self.run_id, str(checkpoint), "checkpoint"))
+            retry_locked(lambda: self.client.set_tag(self.run_id, CHECKPOINT_EPOCH, str(epoch + 1)))
 
     def on_train_end(self, result: dict[str, Any]) -> None:
         skipped = result.get("skipped") or []

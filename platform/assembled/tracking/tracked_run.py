@@ -81,10 +81,12 @@ def train_tracked(
     after_training: Callable[[TrainResult, MlflowCallback], dict[str, Any]] | None = None,
     progress: bool = True,
     finish: bool = True,
+    checkpoint_every_epoch: bool = False,
 ) -> TrainResult:
-    """Train ``cfg`` logging into ``run``; ``after_training`` (e.g. the evaluation suite) may add metrics."""
+    """Train ``cfg`` logging into ``run``; ``after_training`` (e.g. the evaluation suite) may add
+    metrics; ``checkpoint_every_epoch`` stores the checkpoint with the run after each epoch."""
     c = make_client(run.uri)
-    cb = MlflowCallback(c, run.run_id)
+    cb = MlflowCallback(c, run.run_id, checkpoint_every_epoch=checkpoint_every_epoch)
     workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="assembled-"))
     try:
         result = Trainer(cfg, workdir, [cb, *(extra_callbacks or [])], progress=progress).fit()
