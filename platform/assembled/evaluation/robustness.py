@@ -70,6 +70,7 @@ def corruption_errors(
     wrong = {n: [0] * 5 for n in names}
     total = images.shape[0]
     bar = tqdm(total=len(names) * 5 * total, desc="mCE", disable=not progress, unit="img", leave=False)
+    done = 0
     for start in range(0, total, CHUNK):
         x = images[start : start + CHUNK].to(device).float() / 255
         y = labels[start : start + CHUNK]
@@ -80,8 +81,9 @@ def corruption_errors(
                     xc = ops.release_jpeg(xc)
                 wrong[name][s - 1] += int((predict(model, xc, device)[:, 0] != y).sum())
                 bar.update(x.shape[0])
-            if on_progress:
-                on_progress(bar.n / bar.total)
+            if on_progress:  # counted here: a disabled tqdm bar does not count
+                done += 5 * x.shape[0]
+                on_progress(done / (len(names) * 5 * total))
     bar.close()
     return {n: [w / total for w in wrong[n]] for n in names}
 
@@ -163,6 +165,7 @@ def flip_rates(
     t5d = {n: 0.0 for n in names}
     pairs = {n: 0 for n in names}
     bar = tqdm(total=len(names) * images.shape[0], desc="mFR", disable=not progress, unit="seq", leave=False)
+    done = 0
     for start in range(0, images.shape[0], CHUNK):
         x = images[start : start + CHUNK].to(device).float() / 255
         for name in names:
@@ -177,7 +180,8 @@ def flip_rates(
             pairs[name] += (f - 1) * n
             bar.update(n)
             if on_progress:
-                on_progress(bar.n / bar.total)
+                done += n
+                on_progress(done / (len(names) * images.shape[0]))
     bar.close()
     return {n: flips[n] / pairs[n] for n in names}, {n: t5d[n] / pairs[n] for n in names}
 
