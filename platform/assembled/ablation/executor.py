@@ -28,9 +28,14 @@ class Outcome:
 
 
 class RayExecutor:
-    def __init__(self, address: str | None, storage: Path) -> None:
+    def __init__(self, address: str | None, storage: Path, name: str = "") -> None:
+        """``storage``: Tune's experiment folder on this machine, unless ``ASSEMBLED_RAY_STORAGE``
+        names a URI every node reaches (``s3://bucket/path?endpoint_override=host:port`` for an
+        S3-compatible store): on a cluster without a shared disk, Tune's state and Ray Train's
+        go there; ``name`` (the table) is its sub-folder."""
         self.address = address or os.environ.get("RAY_ADDRESS")
-        self.storage = storage
+        shared = os.environ.get(STORAGE_ENV)
+        self.storage = join_uri(shared, name) if shared else str(storage.resolve())
         self.connected = False  # this executor called ray.init
         self.local = False  # ... and started the Ray it runs on
 
@@ -79,7 +84,7 @@ class RayExecutor:
             param_space={"trial": tune.grid_search(specs)},
             run_config=tune.RunConfig(
                 name=name,
-                storage_path=str(self.storage.resolve()),
+                storage_path=self.storage,
                 failure_config=tune.FailureConfig(max_failures=max_failures),
                 verbose=0,
                 callbacks=[TrialLines(copy.copy(tally) if tally else None, name.split("-")[0])],
@@ -133,6 +138,16 @@ class RayExecutor:
         if self.connected:
             ray.shutdown()
             self.connected = False
+
+
+STORAGE_ENV = "ASSEMBLED_RAY_STORAGE"
+
+
+def join_uri(base: str, *parts: str) -> str:
+    """``base`` with path parts appended before any ``?query`` (pyarrow's S3 options)."""
+    path, sep, query = base.partition("?")
+    joined = "/".join([path.rstrip("/"), *(p.strip("/") for p in parts if p)])
+    return joined + sep + query
 
 
 def _store_logits(uri: str, teacher_run: str, student) -> bool:

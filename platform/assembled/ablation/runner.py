@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..tracking.store import tracking_uri
-from .executor import RayExecutor
+from .executor import RayExecutor, join_uri
 from .interrupts import as_interrupted, interruptible
 from .plan import ROOT, Decision, Plan, build_plan, decide, fit_resources
 from .profiles import scaled_size
@@ -69,7 +69,7 @@ def run_ablation(
     with interruptible():
         recorder = Recorder(plan, tracking_uri(), workdir)
         recorder.open()
-        return _Run(plan, recorder, RayExecutor(address, workdir / "ray"), workdir, rerun).execute()
+        return _Run(plan, recorder, RayExecutor(address, workdir / "ray", plan.experiment), workdir, rerun).execute()
 
 
 class _Run:
@@ -216,6 +216,7 @@ class _Run:
             teacher_run=teacher_run,
             workers=self.plan.profile.resources.workers,
             worker_resources=self.resources,
+            storage=join_uri(self.executor.storage, "train"),
         )
 
     def _throughput(self) -> None:

@@ -48,6 +48,7 @@ class TrialSpec:
     prune: PruneLink | None = None  # an Optuna search trial that may be pruned
     teacher_run: str | None = None  # KD: the teacher's run, whose logits artifact the trial fetches
     workers: int = 1  # > 1: data-parallel over this many Ray Train workers (DDP)
+    storage: str | None = None  # where Ray Train keeps a data-parallel run's state (Tune's storage)
     worker_resources: dict[str, float] | None = None  # each worker's CPU / GPU
 
 
@@ -60,8 +61,9 @@ class _Report:
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float], checkpoint: Path) -> None:
         self.report({"row": self.row, "epoch": epoch + 1, "epochs": self.epochs, **metrics})
-        fail_at = os.environ.get(FAIL_ONCE_ENV)
-        if fail_at and int(fail_at) == epoch + 1 and self.spec is not None:
+        fail_at = os.environ.get(FAIL_ONCE_ENV, "")  # "EPOCH" or "ROW:EPOCH"
+        row, _, at = fail_at.rpartition(":")
+        if at and int(at) == epoch + 1 and self.spec is not None and row in ("", self.row):
             _die_once(self.spec)
 
 
@@ -270,7 +272,7 @@ def _run_data_parallel(spec: TrialSpec) -> None:
         torch_config=TorchConfig(backend="nccl" if spec.gpu else "gloo"),
         run_config=RunConfig(
             name=f"{spec.row}-{spec.run_id[:12]}",
-            storage_path=str(Path(spec.workdir).resolve().parent / "train"),
+            storage_path=spec.storage or str(Path(spec.workdir).resolve().parent / "train"),
             callbacks=[TuneReportCallback()],
         ),
     )

@@ -129,7 +129,7 @@ class _Search:
     def __init__(self, opts, plan, objective, space, study, url, pruner, recorder, workdir) -> None:
         self.opts, self.plan, self.objective, self.space = opts, plan, objective, space
         self.study, self.url, self.pruner, self.recorder, self.workdir = study, url, pruner, recorder, workdir
-        self.executor = RayExecutor(opts.address, workdir / "ray")
+        self.executor = RayExecutor(opts.address, workdir / "ray", f"search-{plan.experiment}")
         self.result = SearchResult(study.study_name, url, recorder.experiment, recorder.parent_id, 0)
 
     def execute(self) -> SearchResult:
