@@ -41,10 +41,10 @@ def test_shards_are_disjoint_and_cover_the_global_order():
     ]
 
 
-def _rank(rank: int, size: int, port: int, out: str) -> None:
+def _rank(rank: int, size: int, port: int, out: str, cfg: dict = CFG) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=size)
-    result = Trainer(TrainConfig.model_validate(CFG), Path(out) / "w", progress=False).fit()
+    result = Trainer(TrainConfig.model_validate(cfg), Path(out) / "w", progress=False).fit()
     state = {k: v.detach().clone() for k, v in result.model.state_dict().items()}
     torch.save(
         {"top1": result.metrics["top1"], "state": state, "ckpt": result.checkpoint is not None},
@@ -70,6 +70,20 @@ def test_two_gloo_ranks_train_one_model_as_well_as_one_process():
     ]
     # run-to-run noise of this toy is several points (measured 80-88 over three seeds)
     assert min(single) - 8 <= r0["top1"] <= max(single) + 8, (r0["top1"], single)
+
+
+def test_sync_bn_is_an_option_for_gpu_workers(tmp_path):
+    from assembled.ablation.profiles import Resources
+
+    with pytest.raises(ValueError, match="sync_bn needs GPU workers"):
+        Resources(workers=2, sync_bn=True)
+    assert Resources(workers=2, sync_bn=True, gpu=1).sync_bn
+    cfg = TrainConfig.model_validate({**CFG, "sync_bn": True})
+    assert cfg.config_hash() != TrainConfig.model_validate(CFG).config_hash()  # it changes what is trained
+    assert (
+        TrainConfig.model_validate({**CFG, "sync_bn": False}).config_hash()
+        == TrainConfig.model_validate(CFG).config_hash()
+    )
 
 
 def test_batch_must_split_over_the_ranks(tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..config_io import ConfigError, describe, read_yaml
 from ..evaluation.suite import EvalConfig
@@ -25,6 +25,13 @@ class Resources(BaseModel):
     workers: int = Field(
         1, ge=1, description="data-parallel workers per trial (Ray Train DDP: gloo on CPU, NCCL on GPU)"
     )
+    sync_bn: bool = Field(False, description="with workers > 1: BatchNorm over the global batch (SyncBN)")
+
+    @model_validator(mode="after")
+    def _sync_bn_on_gpus(self) -> Resources:
+        if self.sync_bn and self.gpu <= 0:
+            raise ValueError("sync_bn needs GPU workers (torch's SyncBatchNorm runs on GPUs only): set gpu")
+        return self
 
 
 class Profile(BaseModel):
@@ -99,9 +106,18 @@ def train_config(
     if row.kd is not None:
         reg["kd_temperature"] = row.kd.temperature
     threads = profile.resources.threads or max(1, int(profile.resources.cpu))
+    sync_bn = profile.resources.sync_bn and profile.resources.workers > 1
     try:
         return TrainConfig.model_validate(
-            {"model": model, "data": data, "optim": optim, "reg": reg, "seed": seed, "threads": threads}
+            {
+                "model": model,
+                "data": data,
+                "optim": optim,
+                "reg": reg,
+                "seed": seed,
+                "threads": threads,
+                "sync_bn": sync_bn,
+            }
         )
     except ValidationError as e:
         raise ConfigError(describe(e, f"row {row.id}", first=True)) from None

@@ -64,6 +64,7 @@ class TrainConfig(BaseModel):
     channels_last: bool | None = Field(None, description="default on for CUDA")
     eval_every: int = Field(1, ge=1)
     threads: int | None = Field(None, ge=1, description="torch intra-op threads on CPU")
+    sync_bn: bool = Field(False, description="data-parallel trials: BatchNorm statistics over the global batch")
 
     @field_validator("model")
     @classmethod
@@ -92,6 +93,8 @@ class TrainConfig(BaseModel):
         if not d["data"]["autoaugment"]:  # the policy matters only when AutoAugment is on
             d["data"].pop("autoaugment_policy", None)
         d["reg"].pop("teacher_logits", None)  # a local cache path; the temperature stays in
+        if not d["sync_bn"]:  # runs made before the option keep their identity
+            d.pop("sync_bn")
         blob = json.dumps(d, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -202,6 +202,10 @@ class Trainer:
             model = model.to(memory_format=torch.channels_last)
         opt = build_optimizer(model, cfg.optim)
         start_epoch, history = self._resume(model, opt)
+        if cfg.sync_bn and self.world > 1:
+            if dev.type != "cuda":
+                raise ValueError("sync_bn: torch's SyncBatchNorm runs on GPUs only; this trial's workers have none")
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model = wrap(model, dev)  # DDP in a process group (after loading: keys stay unprefixed)
         last = self.workdir / ckpt.LAST
         steps_per_epoch = len(train_ds) // cfg.optim.batch_size
