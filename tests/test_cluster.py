@@ -21,7 +21,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from .browser import free_port
-from .conftest import cli
+from .conftest import ROOT, cli
 
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.slow
@@ -74,11 +74,18 @@ def services(tmp_path):
             p.wait(timeout=60)
 
 
+def _node_env(folder: Path) -> dict[str, str]:
+    """A node's own code (its copy, first on the path of every worker it starts) and work folder."""
+    return {"PYTHONPATH": str(folder / "platform"), "ASSEMBLED_SCRATCH": str(folder / "scratch")}
+
+
 def test_table_on_two_nodes_without_a_shared_disk(tmp_path, services):
     env, s3 = services
     head_dir, worker_dir, driver_dir = (tmp_path / n for n in ("head", "worker", "driver"))
     for d in (head_dir, worker_dir, driver_dir):
         d.mkdir()
+    for d in (head_dir, worker_dir):  # each node runs its own copy of the code
+        shutil.copytree(ROOT / "platform", d / "platform", ignore=shutil.ignore_patterns("__pycache__"))
     port = free_port()
     address = f"127.0.0.1:{port}"
     ray_tmp = Path(f"/tmp/ac{secrets.token_hex(3)}")  # Ray's socket paths must stay short
@@ -88,11 +95,9 @@ def test_table_on_two_nodes_without_a_shared_disk(tmp_path, services):
     try:
         head = [str(BIN / "ray"), "start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false",
                 f"--temp-dir={ray_tmp}"]  # fmt: skip
-        subprocess.run(head, cwd=head_dir, env={**nodes, "ASSEMBLED_SCRATCH": str(head_dir / "scratch")}, check=True,
-                       capture_output=True)  # fmt: skip
+        subprocess.run(head, cwd=head_dir, env={**nodes, **_node_env(head_dir)}, check=True, capture_output=True)
         worker = [str(BIN / "ray"), "start", f"--address={address}", "--num-cpus=1"]
-        subprocess.run(worker, cwd=worker_dir, env={**nodes, "ASSEMBLED_SCRATCH": str(worker_dir / "scratch")},
-                       check=True, capture_output=True)  # fmt: skip
+        subprocess.run(worker, cwd=worker_dir, env={**nodes, **_node_env(worker_dir)}, check=True, capture_output=True)
         done = cli("ablation", "6", "--profile", "smoke", "--address", address, cwd=driver_dir, env=cluster)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     finally:
@@ -106,6 +111,9 @@ def test_table_on_two_nodes_without_a_shared_disk(tmp_path, services):
     assert sorted(by_row) == ["T0", "T1", "T2", "T3", "T4", "T5"] and len(runs) == 6  # one run per row
     assert {r.info.status for r in runs} == {"FINISHED"}
     assert len({r.data.tags["ray.node"] for r in runs}) == 2  # trials ran on both nodes
+    # ... each with its node's copy of the code, none with the driver's
+    assert {r.data.tags["code_path"] for r in runs} == {str(head_dir / "platform/assembled"),
+                                                        str(worker_dir / "platform/assembled")}  # fmt: skip
     killed = by_row["T2"]
     assert killed.data.tags.get("fault_injected") == "1"  # its process died once and was retried
     steps = [m.step for m in client.get_metric_history(killed.info.run_id, "loss")]

@@ -115,6 +115,8 @@ def _start(spec: TrialSpec) -> None:
 
         node = ray.get_runtime_context().get_node_id()
         retry_locked(lambda: c.set_tag(spec.run_id, "ray.node", node))
+        code = str(Path(__file__).resolve().parents[1])  # which install of the platform ran it
+        retry_locked(lambda: c.set_tag(spec.run_id, "code_path", code))
     except Exception:  # outside Ray (tests call trials directly): no node to name
         pass
     if "failure_reason" in retry_locked(lambda: c.get_run(spec.run_id)).data.tags:
