@@ -64,6 +64,8 @@ def rows_table(df: pd.DataFrame) -> str:
     head = ["row", "title", "status", "seeds", "epochs", "KD teacher"]
     for m in METRICS:
         head += [f"paper {m}", f"measured {m}"]
+    relative = [c for c in df.columns if "_vs_" in c and not c.endswith("_n") and df[c].notna().any()]
+    head += [f"{c.split('_vs_')[0]} vs baseline row {c.split('_vs_')[1]}" for c in relative]
     head += ["GMACs", "params (M)", "flags", "reason"]
     body = []
     for rec in df.to_dict("records"):
@@ -81,6 +83,7 @@ def rows_table(df: pd.DataFrame) -> str:
                 f"<td>{_fmt(rec.get(f'paper_{m}'))}</td>",
                 f"<td>{_pm(rec, m, 0 if m == 'throughput' else 2)}</td>",
             ]
+        cells += [f"<td>{_fmt(rec.get(c))}</td>" for c in relative]
         cells += [f"<td>{_sig(rec.get('gmacs'))}</td>", f"<td>{_sig(rec.get('params_m'))}</td>"]
         flags = rec.get("flags") if isinstance(rec.get("flags"), str) else ""
         cells.append(f"<td class='l{' flag' if flags else ''}'>{html.escape(flags)}</td>")

@@ -14,11 +14,15 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _state: dict = {"raised": False, "active": False, "signum": None}
+
+
+T = TypeVar("T")
 
 
 class Interrupted(KeyboardInterrupt):
@@ -74,3 +78,23 @@ def interruptible() -> Iterator[None]:
             os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
         else:
             os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = previous_env
+
+
+def run_recorded(body: Callable[[], T], end: Callable[[str, str], None], hint: str) -> T:
+    """``body()``, then ``end(status, reason)`` whatever happened: FINISHED; KILLED on Ctrl-C or
+    SIGTERM (re-raised as :class:`Interrupted`; the reason says how to go on: ``hint``); FAILED
+    with the error otherwise. What makes an invocation's MLflow status true (ablations, searches)."""
+    status, reason = "FAILED", ""
+    try:
+        result = body()
+        status = "FINISHED"
+        return result
+    except KeyboardInterrupt as e:
+        stop = as_interrupted(e)
+        status, reason = "KILLED", f"interrupted by {stop}: {hint}"
+        raise stop from None
+    except BaseException as e:
+        reason = f"{type(e).__name__}: {e}"[:2000]
+        raise
+    finally:
+        end(status, reason)

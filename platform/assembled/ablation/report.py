@@ -73,7 +73,9 @@ def results_cells(summary: pd.DataFrame, baseline: str | None) -> list[dict[str,
             col = f"{key}_vs_{baseline}"
             if baseline and _present(summary, col):
                 n = _num(rec.get(f"{col}_n"))
-                cells[f"{LABELS[key]} vs {baseline}"] = _plain(rec.get(col)) + (f" (of {n:.0f})" if n else "")
+                cells[f"{LABELS[key]} vs baseline row {baseline}"] = _plain(rec.get(col)) + (
+                    f" (of {n:.0f})" if n else ""
+                )
         if _present(summary, "flags"):
             cells["flags"] = _plain(rec.get("flags"))
         if _present(summary, "reused_from"):

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..tracking.store import tracking_uri
 from .executor import RayExecutor, join_uri
-from .interrupts import as_interrupted, interruptible
+from .interrupts import interruptible, run_recorded
 from .plan import ROOT, Decision, Plan, build_plan, decide, fit_resources
 from .profiles import scaled_size
 from .progress import Tally
@@ -84,28 +84,22 @@ class _Run:
         self.tally = Tally(0)
 
     def execute(self) -> AblationResult:
-        status, reason = "FAILED", ""
-        try:
-            decisions = self._decide()
-            if any(s == "pending" for s in self.state.values()):
-                self._start_executor()
-            self._stages(decisions)
-            self._throughput()
-            status = "FINISHED"
-        except KeyboardInterrupt as e:
-            stop = as_interrupted(e)
-            status, reason = "KILLED", f"interrupted by {stop}: run the same command to resume"
-            raise stop from None
-        except BaseException as e:
-            reason = f"{type(e).__name__}: {e}"[:2000]
-            raise
-        finally:
-            self.executor.stop()
-            self.result.summary = self.recorder.close(status, self.result.failed, reason)
-            self.result.manifest = self.recorder.table
-            self.result.experiment_id = self.recorder.experiment_id
-            self.result.summary_csv, self.result.tracking_uri = self.recorder.summary_csv, self.recorder.uri
+        return run_recorded(self._body, self._end, "run the same command to resume")
+
+    def _body(self) -> AblationResult:
+        decisions = self._decide()
+        if any(s == "pending" for s in self.state.values()):
+            self._start_executor()
+        self._stages(decisions)
+        self._throughput()
         return self.result
+
+    def _end(self, status: str, reason: str) -> None:
+        self.executor.stop()
+        self.result.summary = self.recorder.close(status, self.result.failed, reason)
+        self.result.manifest = self.recorder.table
+        self.result.experiment_id = self.recorder.experiment_id
+        self.result.summary_csv, self.result.tracking_uri = self.recorder.summary_csv, self.recorder.uri
 
     # -- steps -------------------------------------------------------------------------------
     def _decide(self) -> dict[str, Decision]:

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from ..ablation.executor import RayExecutor
-from ..ablation.interrupts import as_interrupted, interruptible
+from ..ablation.interrupts import interruptible, run_recorded
 from ..ablation.plan import Plan, build_plan, fit_resources
 from ..ablation.profiles import scaled_size
 from ..ablation.progress import Tally
@@ -133,31 +133,25 @@ class _Search:
         self.result = SearchResult(study.study_name, url, recorder.experiment, recorder.parent_id, 0)
 
     def execute(self) -> SearchResult:
-        status, reason = "FAILED", ""
-        try:
-            self.result.repaired = repair(self.study)
-            if self.result.repaired:
-                print(f"study {self.study.study_name}: trials {self.result.repaired} were left RUNNING by a killed "
-                      "driver: marked FAIL, their parameters queued again")  # fmt: skip
-            self.result.base = self._base_result()
-            for k, v in self.result.base.items():  # the study page marks the row's own result
-                self.recorder.client.set_tag(self.recorder.parent_id, f"base.{k}", str(v))
-            self._loop()
-            status = "FINISHED"
-        except KeyboardInterrupt as e:
-            stop = as_interrupted(e)
-            status, reason = "KILLED", f"interrupted by {stop}: run the same command to continue the study"
-            raise stop from None
-        except BaseException as e:
-            reason = f"{type(e).__name__}: {e}"[:2000]
-            raise
-        finally:
-            self.executor.stop()
-            self.result.counted = counted(self.study)
-            if status == "FINISHED":
-                self._best()
-            self.recorder.close(status, reason)
+        return run_recorded(self._body, self._end, "run the same command to continue the study")
+
+    def _body(self) -> SearchResult:
+        self.result.repaired = repair(self.study)
+        if self.result.repaired:
+            print(f"study {self.study.study_name}: trials {self.result.repaired} were left RUNNING by a killed "
+                  "driver: marked FAIL, their parameters queued again")  # fmt: skip
+        self.result.base = self._base_result()
+        for k, v in self.result.base.items():  # the study page marks the row's own result
+            self.recorder.client.set_tag(self.recorder.parent_id, f"base.{k}", str(v))
+        self._loop()
         return self.result
+
+    def _end(self, status: str, reason: str) -> None:
+        self.executor.stop()
+        self.result.counted = counted(self.study)
+        if status == "FINISHED":
+            self._best()
+        self.recorder.close(status, reason)
 
     # -- the loop ------------------------------------------------------------------------------
     def _loop(self) -> None:
