@@ -9,7 +9,14 @@ def cmd_ablation(args: argparse.Namespace) -> int:
     from .runner import print_result, run_ablation
 
     result = run_ablation(
-        args.table, args.profile, args.data, args.address, args.rerun, rows=args.rows, repeats=args.repeats
+        args.table,
+        args.profile,
+        args.data,
+        args.address,
+        args.rerun,
+        rows=args.rows,
+        repeats=args.repeats,
+        executor=args.executor,
     )
     print_result(result)
     return 1 if result.failed or result.not_run else 0
@@ -25,5 +32,11 @@ def register(sub) -> None:
     s.add_argument("--rows", nargs="+", help="only these rows (and their teachers, up the whole chain)")
     s.add_argument(
         "--repeats", type=int, metavar="N", help="seeds per row (default: the table's, else the profile's, else 1)"
+    )
+    s.add_argument(
+        "--executor",
+        choices=["ray", "local"],
+        default="ray",
+        help="ray (default): trials on Ray, in parallel; local: one after another in this process (no Ray needed)",
     )
     s.set_defaults(fn=cmd_ablation)

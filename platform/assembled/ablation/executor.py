@@ -76,8 +76,8 @@ class RayExecutor:
         caller adds this stage's outcomes to it)."""
         from ray import tune
 
-        from .progress import TrialLines
         from .trial import run_trial
+        from .tune_lines import TrialLines
 
         tuner = tune.Tuner(
             tune.with_resources(run_trial, {k.lower(): v for k, v in resources.items()}),

@@ -52,6 +52,7 @@ class Profile(BaseModel):
     resources: Resources = Resources()
     max_failures: int = 2
     repeats: int = Field(1, ge=1, le=100, description="seeds per row (a table or --repeats overrides)")
+    eval_every: int = Field(1, ge=1, description="validation top-1 every N epochs (always after the last)")
     search: dict[str, Any] | None = Field(None, description="Optuna search space for rows without their own")
     teachers: dict[str, str] = Field(
         default_factory=dict,
@@ -117,6 +118,7 @@ def train_config(
                 "seed": seed,
                 "threads": threads,
                 "sync_bn": sync_bn,
+                "eval_every": profile.eval_every,
             }
         )
     except ValidationError as e:

@@ -1,14 +1,13 @@
 """Live lines on the driver: one per trial event (row, epoch, loss, top-1, evaluation phase) and,
 whenever a trial starts or ends, one overall line for the invocation: units done / total,
-running, failed, elapsed and ETA."""
+running, failed, elapsed and ETA. Ray-free (the local executor prints through it too); the
+Tune callback that feeds it is tune_lines.py."""
 
 from __future__ import annotations
 
 import sys
 import time
 from dataclasses import dataclass, field
-
-from ray.tune import Callback
 
 from .estimate import duration
 
@@ -33,18 +32,15 @@ class Tally:
         )
 
 
-class TrialLines(Callback):
+class Lines:
+    """What the driver prints for each trial event: keyed by the trial (any hashable id)."""
+
     def __init__(self, tally: Tally | None = None, name: str = "table") -> None:
-        self.started: dict[str, float] = {}
+        self.started: dict[object, float] = {}
         self.tally, self.name = tally, name
 
-    @property
-    def stream(self):
-        # looked up at print time: Ray pickles callbacks, and a captured stream may not pickle
-        return sys.stdout
-
     def _say(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+        print(text, file=sys.stdout, flush=True)  # looked up at print time: Ray pickles callbacks
 
     def _overall(self, started: int = 0, ended: int = 0, failed: bool = False) -> None:
         if self.tally is None:
@@ -55,13 +51,12 @@ class TrialLines(Callback):
             self.tally.done += int(not failed)
         self._say(self.tally.line(self.name))
 
-    def on_trial_start(self, iteration, trials, trial, **info) -> None:
-        row = trial.config["trial"].row
-        self.started[trial.trial_id] = time.time()
+    def start(self, key: object, row: str) -> None:
+        self.started[key] = time.time()
         self._say(f"[{row}] started")
         self._overall(started=1)
 
-    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+    def result(self, key: object, result: dict) -> None:
         row = result.get("row", "?")
         if result.get("failed"):
             self._say(f"[{row}] FAILED: {result.get('reason')}")
@@ -83,13 +78,13 @@ class TrialLines(Callback):
             self._say(f"[{row}] evaluating {result['phase']}: {100 * result.get('progress', 0):.0f}%")
             return
         epoch, epochs = result.get("epoch", 0), result.get("epochs", 0)
-        elapsed = time.time() - self.started.get(trial.trial_id, time.time())
+        elapsed = time.time() - self.started.get(key, time.time())
         eta = elapsed / max(epoch, 1) * (epochs - epoch)
         self._say(
             f"[{row}] epoch {epoch}/{epochs}  loss {result.get('loss', float('nan')):.3f}  "
             f"top1 {result.get('top1', float('nan')):.2f}  ETA {eta:.0f}s (+ evaluation)"
         )
 
-    def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self._say(f"[{trial.config['trial'].row}] error: its worker died more often than max_failures allows")
+    def error(self, row: str, why: str) -> None:
+        self._say(f"[{row}] error: {why}")
         self._overall(ended=1, failed=True)

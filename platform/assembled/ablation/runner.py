@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..config_io import ConfigError
 from ..tracking.store import tracking_uri
 from .executor import RayExecutor, join_uri
 from .interrupts import interruptible, run_recorded
@@ -63,13 +64,28 @@ def run_ablation(
     workdir: Path | None = None,
     rows: list[str] | None = None,
     repeats: int | None = None,
+    executor: str = "ray",
 ) -> AblationResult:
+    """``executor``: "ray" (a local Ray, or the cluster at ``address``) or "local" (the trials
+    one after another in this process; see local_executor.py)."""
     plan = build_plan(spec, profile, data, rows, ablations_dir, repeats)
     workdir = (workdir or Path.cwd() / "runs") / plan.experiment
     with interruptible():
         recorder = Recorder(plan, tracking_uri(), workdir)
         recorder.open()
-        return _Run(plan, recorder, RayExecutor(address, workdir / "ray", plan.experiment), workdir, rerun).execute()
+        return _Run(
+            plan, recorder, make_executor(executor, address, workdir, plan.experiment), workdir, rerun
+        ).execute()
+
+
+def make_executor(kind: str, address: str | None, workdir: Path, name: str):
+    if kind == "local":
+        if address:
+            raise ConfigError("--executor local runs trials in this process: it takes no --address")
+        from .local_executor import LocalExecutor
+
+        return LocalExecutor(workdir)
+    return RayExecutor(address, workdir / "ray", name)
 
 
 class _Run:

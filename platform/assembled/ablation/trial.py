@@ -82,20 +82,18 @@ class _EvalProgress:
     """Forward evaluation progress to Tune, at most every ``every`` seconds (the mCE and mFR
     passes of a large profile take many minutes with nothing else to say)."""
 
-    def __init__(self, row: str, every: float = 10.0) -> None:
+    def __init__(self, row: str, report: Callable[[dict], None], every: float = 10.0) -> None:
         import time
 
-        self.row, self.every, self.last = row, every, time.monotonic()
+        self.row, self.report, self.every, self.last = row, report, every, time.monotonic()
 
     def __call__(self, phase: str, fraction: float) -> None:
         import time
 
-        from ray import tune
-
         now = time.monotonic()
         if now - self.last >= self.every or fraction >= 1:
             self.last = now
-            tune.report({"row": self.row, "phase": phase, "progress": fraction})
+            self.report({"row": self.row, "phase": phase, "progress": fraction})
 
 
 def _start(spec: TrialSpec) -> None:
@@ -238,7 +236,7 @@ def _train(spec: TrialSpec, report: Callable[[dict], None], live: bool) -> None:
     except Exception as e:  # e.g. teacher logits that cannot be read
         report({"row": spec.row, "failed": 1, "reason": f"{type(e).__name__}: {e}"[:500], "run_id": run.run_id})
         return
-    progress = _EvalProgress(spec.row) if live else None
+    progress = _EvalProgress(spec.row, report) if live else None
     after = suite_after_training(cfg, eval_cfg=spec.eval_cfg, throughput=False, on_progress=progress)
     callbacks: list = [_Report(spec.row, cfg.optim.epochs, report, spec)]
     if spec.prune is not None and live:

@@ -20,7 +20,10 @@ def sample_lambda(n: int, alpha: float, device: torch.device, generator: torch.G
         return beta.sample((n,)).to(device)
     # Beta from two Gammas through a seeded generator keeps runs reproducible
     u = torch._standard_gamma(torch.full((2, n), float(alpha)), generator=generator)
-    return (u[0] / (u[0] + u[1])).to(device)
+    lam = u[0] / (u[0] + u[1])
+    if device.type == "cuda":  # pinned, so the copy does not stall the step
+        return lam.pin_memory().to(device, non_blocking=True)
+    return lam.to(device)
 
 
 def _mix(a: torch.Tensor, b: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,38 @@
+"""`--executor local`: a table's trials one after another in the command's own process, with
+the same tracking and resume, on a machine where Ray cannot even be imported."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import children
+
+NO_RAY = """
+import sys
+sys.modules["ray"] = None  # any import of Ray fails
+from assembled.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _run(tmp, *args):
+    return subprocess.run([sys.executable, "-c", NO_RAY, *args], cwd=tmp, capture_output=True, text=True)
+
+
+@pytest.mark.slow
+def test_a_table_runs_and_resumes_without_ray(ablation_env):
+    tmp, _, client = ablation_env
+    r = _run(tmp, "ablation", "6", "--profile", "smoke", "--rows", "T0", "T1", "--executor", "local")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "[T1] finished: top1" in r.stdout and "2/2 trials ended (2 finished, 0 failed)" in r.stdout
+    runs = children(client, "table06")
+    assert sorted(x.data.tags["row"] for x in runs) == ["T0", "T1"]
+    assert {x.info.status for x in runs} == {"FINISHED"}
+    assert all({"top1", "mce", "mfr", "throughput"} <= set(x.data.metrics) for x in runs)
+    again = _run(tmp, "ablation", "6", "--profile", "smoke", "--rows", "T0", "T1", "--executor", "local")
+    assert again.returncode == 0 and "ran 0, skipped (already finished) 2" in again.stdout
+    bad = _run(tmp, "ablation", "6", "--executor", "local", "--address", "127.0.0.1:6379")
+    assert bad.returncode == 2 and "takes no --address" in bad.stderr
