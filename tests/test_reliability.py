@@ -98,6 +98,24 @@ def test_resources_fit_a_local_ray_and_refuse_an_impossible_cluster():
     assert "\n" not in msg and "profile cifar" in msg and "4 CPU" in msg and "largest node" in msg and "2 CPU" in msg
 
 
+def test_fractional_gpus_and_data_parallel_workers_fit():
+    """Several small-image trials share a GPU (gpu: 0.25); a data-parallel trial's workers may
+    spread over nodes, or share a machine this command started."""
+    assert fit_resources("cifar", Resources(cpu=2, gpu=0.25), [{"CPU": 16, "GPU": 1}], False) == (
+        {"CPU": 2.0, "GPU": 0.25},
+        None,
+    )
+    ddp = Resources(cpu=4, gpu=1, workers=4)
+    assert fit_resources("imagenet", ddp, [{"CPU": 8, "GPU": 2}, {"CPU": 8, "GPU": 2}], False)[0] == {
+        "CPU": 4.0,
+        "GPU": 1.0,
+    }
+    with pytest.raises(ConfigError, match="4 workers of 4 CPU, 1 GPU, but the cluster has 8 CPU, 2 GPU"):
+        fit_resources("imagenet", ddp, [{"CPU": 8, "GPU": 2}], False)
+    fitted, note = fit_resources("smoke", Resources(cpu=1, workers=4), [{"CPU": 2}], True)
+    assert fitted == {"CPU": 0.5} and "each worker gets 0.5 CPU" in note
+
+
 # -- bad input fails before anything runs ----------------------------------------------------------
 @pytest.mark.parametrize(
     "layout,expected",
