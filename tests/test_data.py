@@ -77,3 +77,20 @@ def test_cifar_pickle_layout(tmp_path):
     (root / "data_batch_3").unlink()
     with pytest.raises(DataError, match="data_batch_3: missing CIFAR batch file"):
         build_dataset(DataConfig(kind="cifar", path=str(root)), "train")
+
+
+def test_uint8_crops_normalised_on_the_device_equal_the_per_image_transform():
+    """The loader ships uint8 crops; the trainer's conversion gives bitwise the inputs the old
+    float transform gave (so no row's numbers move)."""
+    import torch
+
+    from assembled.data.transforms import to_model_input, train_transform
+
+    for seed in range(3):
+        img = (torch.rand(3, 48, 40) * 255).to(torch.uint8)
+        torch.manual_seed(seed)
+        shipped = train_transform(32)(img)
+        torch.manual_seed(seed)
+        reference = train_transform(32, normalised=True)(img)
+        assert shipped.dtype == torch.uint8
+        assert torch.equal(to_model_input(shipped[None], torch.device("cpu"))[0], reference)

@@ -116,3 +116,28 @@ def test_config_hash_ignores_runtime_fields():
     kd_elsewhere = TrainConfig(model="resnet50d", reg={"kd_temperature": 1.0, "teacher_logits": "/data/y.pt"})
     assert kd.config_hash() == kd_elsewhere.config_hash() != a.config_hash()
     assert math.isfinite(a.optim.lr)
+
+
+def test_fp16_trains_with_a_gradient_scaler_and_keeps_it_in_the_checkpoint(tmp_path):
+    """The fp16 path for GPUs without bf16 (here on CPU autocast): the scaler is on, its state is
+    in the checkpoint, and bf16 (the default) keeps the hashes runs were made with."""
+    import torch
+
+    from assembled.training import TrainConfig, Trainer
+
+    base = {
+        "model": {"name": "resnet50d", "width": 8, "layers": [1, 1, 1, 1]},
+        "data": {"kind": "synthetic", "num_classes": 4, "train_size": 128, "val_size": 64, "image_size": 32,
+                 "source_size": 32, "eval_size": 32},
+        "optim": {"epochs": 1, "batch_size": 32, "warmup_epochs": 0.3},
+        "threads": 1,
+    }  # fmt: skip
+    cfg = TrainConfig.model_validate({**base, "amp": True, "amp_dtype": "fp16"})
+    trainer = Trainer(cfg, tmp_path, progress=False)
+    result = trainer.fit()
+    assert trainer.scaler.is_enabled() and result.metrics["loss"] == result.metrics["loss"]  # finite, not NaN
+    state = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert state["scaler"]["scale"] == trainer.scaler.get_scale()
+    plain = TrainConfig.model_validate(base)
+    assert TrainConfig.model_validate({**base, "amp_dtype": "bf16"}).config_hash() == plain.config_hash()
+    assert cfg.config_hash() != TrainConfig.model_validate({**base, "amp": True}).config_hash()

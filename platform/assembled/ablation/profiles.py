@@ -97,6 +97,8 @@ def train_config(
     data = {**profile.data, "image_size": train_px, "eval_size": eval_px, "autoaugment": bool(aa)}
     if isinstance(aa, str):
         data["autoaugment_policy"] = aa
+    if "num_workers" not in data and profile.resources.gpu > 0:  # keep a GPU fed: decode on the trial's CPUs
+        data["num_workers"] = max(1, int(profile.resources.cpu) - 1)
     data.setdefault("source_size", max(train_px, eval_px))
     data["source_size"] = max(data["source_size"], train_px, eval_px)
     if data_override:

@@ -21,8 +21,13 @@ def _finish() -> list:
     return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)]
 
 
-def train_transform(size: int, autoaugment: str | None = None, min_scale: float = 0.05) -> v2.Compose:
-    """``autoaugment``: None, ``official`` (the paper's rows) or ``torchvision``."""
+def train_transform(
+    size: int, autoaugment: str | None = None, min_scale: float = 0.05, normalised: bool = False
+) -> v2.Compose:
+    """``autoaugment``: None, ``official`` (the paper's rows) or ``torchvision``. The crops stay
+    uint8 unless ``normalised``: a quarter of float32's bytes through the loader's shared memory
+    and the host-device link; the trainer converts and normalises on the device
+    (:func:`to_model_input`), with the same float32 operations as ``normalised=True``."""
     ops: list = [
         v2.ToImage(),
         v2.RandomResizedCrop(size, scale=(min_scale, 1.0), ratio=(3 / 4, 4 / 3), antialias=True),
@@ -34,7 +39,7 @@ def train_transform(size: int, autoaugment: str | None = None, min_scale: float 
         ops.append(v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET))
     elif autoaugment:
         raise ValueError(f"autoaugment must be official or torchvision, got {autoaugment!r}")
-    return v2.Compose(ops + _finish())
+    return v2.Compose(ops + (_finish() if normalised else []))
 
 
 def eval_resize(size: int) -> int:
@@ -60,6 +65,14 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
     mean = torch.tensor(MEAN, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
     std = torch.tensor(STD, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
     return (images - mean) / std
+
+
+def to_model_input(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A uint8 batch (N x 3 x H x W) -> the normalised float32 model input, on ``device``."""
+    x = batch.to(device, non_blocking=True)
+    if x.dtype == torch.uint8:  # torchvision's own kernels: the same numbers as the per-image transform
+        x = v2.functional.normalize(v2.functional.to_dtype(x, torch.float32, scale=True), MEAN, STD)
+    return x
 
 
 def eval_transform(size: int) -> v2.Compose:

@@ -60,7 +60,10 @@ class TrainConfig(BaseModel):
     reg: RegConfig = RegConfig()
     seed: int = 0
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
-    amp: bool | None = Field(None, description="bf16 autocast; default on for CUDA")
+    amp: bool | None = Field(None, description="mixed precision (autocast); default on for CUDA")
+    amp_dtype: Literal["bf16", "fp16"] = Field(
+        "bf16", description="fp16 (with a gradient scaler) for GPUs without bf16, e.g. the paper's P40 / V100"
+    )
     channels_last: bool | None = Field(None, description="default on for CUDA")
     eval_every: int = Field(1, ge=1)
     threads: int | None = Field(None, ge=1, description="torch intra-op threads on CPU")
@@ -95,6 +98,8 @@ class TrainConfig(BaseModel):
         d["reg"].pop("teacher_logits", None)  # a local cache path; the temperature stays in
         if not d["sync_bn"]:  # runs made before the option keep their identity
             d.pop("sync_bn")
+        if d["amp_dtype"] == "bf16":
+            d.pop("amp_dtype")
         blob = json.dumps(d, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

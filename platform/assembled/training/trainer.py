@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from ..data import train_dataset, val_dataset
 from ..data.folder import DataError, skipped_files
 from ..data.mixup import mixup_pairs, sample_lambda
+from ..data.transforms import to_model_input
 from ..models import build_model, set_keep_prob
 from . import checkpoint as ckpt
 from . import rng
@@ -95,7 +96,12 @@ def loader_for(
 
 @torch.no_grad()
 def evaluate_top1(
-    model: torch.nn.Module, loader: DataLoader, device: torch.device, amp: bool = False, channels_last: bool = False
+    model: torch.nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    amp: bool = False,
+    channels_last: bool = False,
+    amp_dtype: torch.dtype = torch.bfloat16,
 ) -> dict[str, float]:
     """Top-1 / top-5 accuracy (%), mean CE loss, and how many classes the model predicts at all
     (1 = constant predictions: such a model also "never flips", so its mFR of 0 is no virtue)."""
@@ -109,7 +115,7 @@ def evaluate_top1(
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
             logits = model(x).float()
         loss += F.cross_entropy(logits, y, reduction="sum")
         top = logits.topk(min(5, logits.shape[1]), dim=1).indices
@@ -135,6 +141,9 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         cuda = self.device.type == "cuda"
         self.amp = cuda if cfg.amp is None else cfg.amp
+        self.amp_dtype = torch.float16 if cfg.amp_dtype == "fp16" else torch.bfloat16
+        # fp16 needs its gradients scaled (bf16 has float32's range); a disabled scaler is a no-op
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp and cfg.amp_dtype == "fp16")
         self.channels_last = cuda if cfg.channels_last is None else cfg.channels_last
         self.mix_gen = torch.Generator().manual_seed(cfg.seed + 17)
         self.rank, self.world = world()  # data-parallel when a process group exists (distributed.py)
@@ -187,6 +196,8 @@ class Trainer:
         opt.load_state_dict(state["optimizer"])
         if "rng" in state:
             rng.restore(state["rng"], {"mixup": self.mix_gen})
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         log.info("resuming %s after epoch %d", last, state["epoch"])
         return state["epoch"] + 1, state["history"]
 
@@ -233,7 +244,7 @@ class Trainer:
             average_buffers(model)
             if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.optim.epochs:
                 # every rank holds the same weights: each evaluates alone (no collective to wait on)
-                metrics |= evaluate_top1(unwrap(model), val_loader, dev, self.amp, self.channels_last)
+                metrics |= evaluate_top1(unwrap(model), val_loader, dev, self.amp, self.channels_last, self.amp_dtype)
                 if not math.isfinite(metrics["val_loss"]):
                     raise TrainingDiverged(f"validation loss is {metrics['val_loss']} at epoch {epoch + 1}")
             skipped = skipped_files(self.workdir / SKIP_LOG)
@@ -262,6 +273,7 @@ class Trainer:
             "config": self.cfg.model_dump(mode="json"),
             "num_classes": num_classes,
             "rng": rng.capture({"mixup": self.mix_gen}),
+            "scaler": self.scaler.state_dict(),
         }
 
     def _train_epoch(self, model, opt, train_ds, teacher, epoch: int, steps_per_epoch: int) -> dict[str, float]:
@@ -302,7 +314,7 @@ class Trainer:
                 g["lr"] = lr
             if uses_dropblock:
                 set_keep_prob(model, keep_prob(step, total_steps, cfg.reg.dropblock_keep_prob))
-            x = x.to(dev, non_blocking=True)
+            x = to_model_input(x, dev)  # uint8 from the loader, normalised here
             y = y.to(dev, non_blocking=True)
             parts = [x, F.one_hot(y, num_classes).float()]
             if teacher is not None:  # the batch's rows, gathered on the host, copied without a sync
@@ -315,14 +327,15 @@ class Trainer:
             x, target = parts[0], smooth(parts[1], cfg.reg.label_smoothing)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.amp):
+            with torch.autocast(dev.type, dtype=self.amp_dtype, enabled=self.amp):
                 logits = model(x)
             loss = soft_cross_entropy(logits, target)
             if teacher is not None:
                 loss = loss + distillation(logits, parts[2], cfg.reg.kd_temperature)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            self.scaler.scale(loss).backward()
+            self.scaler.step(opt)
+            self.scaler.update()
             running += loss.detach()
             seen += x.shape[0]
             if self.progress and i % 20 == 0:
