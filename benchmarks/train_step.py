@@ -53,6 +53,28 @@ def bare_loop(cfg: TrainConfig, steps: int, dev: torch.device, amp: bool, cl: bo
     return steps * B / (time.perf_counter() - t0)
 
 
+def pipeline_only(cfg: TrainConfig, steps: int, dev: torch.device) -> float:
+    """Images/s of the training data alone, from the dataset through the trainer's loader to
+    model inputs on the device: whether data or compute bounds a run."""
+    from assembled.data import train_dataset
+    from assembled.data.transforms import to_model_input
+    from assembled.training.trainer import loader_for
+
+    loader = loader_for(train_dataset(cfg.data), cfg.optim.batch_size, True, cfg.data.num_workers)
+    seen, t0 = 0, None
+    for i, (x, _, _) in enumerate(loader):
+        to_model_input(x, dev)
+        if i == 2:
+            sync(dev)
+            t0, seen = time.perf_counter(), 0
+        elif t0 is not None:
+            seen += x.shape[0]
+        if i >= steps + 2:
+            break
+    sync(dev)
+    return seen / (time.perf_counter() - t0)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--model", default="resnet50d_sk")
@@ -96,6 +118,8 @@ def main() -> None:
     )
     print(f"trainer   : {trainer_ips:9.1f} images/s (includes data loading + augmentation)")
     print(f"bare loop : {bare_ips:9.1f} images/s (pre-made tensor batch)")
+    pipe_ips = pipeline_only(cfg, args.steps, dev)
+    print(f"data only : {pipe_ips:9.1f} images/s (loader -> uint8 -> normalised on the device, {workers} workers)")
     print(f"ratio trainer/bare: {trainer_ips / bare_ips:.3f}")
 
 
