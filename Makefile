@@ -28,9 +28,14 @@ install-browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
 
-# pytest's exit code 5 (nothing collected) is a failure, not a pass
+# The whole suite: two pytest workers (most slow tests wait on servers, Ray and subprocesses),
+# one test file per worker, then the tests that stop every Ray process (`serial`) alone.
+# pytest's exit code 5 (nothing collected) is a failure, not a pass.
 test: install
-	$(BIN)/pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected" >&2; exit 1; fi; exit $$rc
+	$(BIN)/pytest -q -n 2 --dist loadfile -m "not serial"; rc=$$?; \
+	$(BIN)/pytest -q -m serial; rc2=$$?; \
+	if [ $$rc -eq 5 ] || [ $$rc2 -eq 5 ]; then echo "no tests collected" >&2; exit 1; fi; \
+	if [ $$rc -ne 0 ]; then exit $$rc; fi; exit $$rc2
 
 test-fast: install
 	$(BIN)/pytest -q -m "not slow"

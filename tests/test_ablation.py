@@ -175,6 +175,7 @@ rows:
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # it ends with `ray stop`, which stops every Ray of the user: alone
 def test_existing_cluster_head_and_worker(ablation_env):
     """`--address` runs the rows on a cluster started by `ray start` (head + worker on 127.0.0.1)
     and leaves it running. Ray 2.60's token auth is shared through RAY_AUTH_TOKEN, as on a real

@@ -24,7 +24,7 @@ from .browser import free_port
 from .conftest import ROOT, cli
 
 BIN = Path(sys.executable).parent
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]  # it ends with `ray stop`: alone
 
 
 def _wait(url: str, proc: subprocess.Popen, what: str, seconds: float = 120) -> None:
