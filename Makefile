@@ -38,7 +38,7 @@ test: install
 	if [ $$rc -ne 0 ]; then exit $$rc; fi; exit $$rc2
 
 test-fast: install
-	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q -n 2 --dist loadfile -m "not slow"
 
 lint: install
 	$(BIN)/ruff check platform tests benchmarks dashboards
