@@ -79,6 +79,8 @@ def test_bad_space_file_fails_before_anything_runs(tmp_path):
     assert "space.yaml: key 'search.reg.kd_temperature'" in r.stderr
     bad = cli("search", "7", "--row", "E3", "--trials", "2", "--objective", "top1,speed", cwd=tmp_path)
     assert bad.returncode == 2 and "--objective 'top1,speed'" in bad.stderr
+    kd = cli("search", "7", "--row", "E7", "--trials", "2", "--profile", "smoke", cwd=tmp_path)
+    assert kd.returncode == 2 and "distils from E6, which has no finished run" in kd.stderr  # checked first
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "optuna.db").exists()
 
 

@@ -80,6 +80,33 @@ def choose_space(opts: SearchOptions, plan: Plan) -> SearchSpace:
     return parse_space(default_space(cfg), cfg, f"default space for row {opts.row}")
 
 
+def finished_runs(plan: Plan, uri: str) -> dict:
+    """The table's FINISHED unit runs in the store, read-only (no store yet: none)."""
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return {}
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(plan.experiment)
+    runs = table_runs(client, exp.experiment_id if exp else "", plan.units, plan.eval_cfg.identity())
+    return {k: r for k, r in runs.items() if r.info.status == "FINISHED"}
+
+
+def teacher_run(plan: Plan, opts: SearchOptions, uri: str) -> str | None:
+    """A KD row distils from its teacher row's finished run (a search does not train it): its id,
+    checked before anything is created."""
+    teacher = plan.rows[opts.row].teacher
+    if not teacher:
+        return None
+    run = finished_runs(plan, uri).get(teacher)
+    if run is None:
+        raise ConfigError(
+            f"row {opts.row} distils from {teacher}, which has no finished run with this profile: run "
+            f"`assembled ablation {opts.table} --rows {teacher} --profile {opts.profile}` first"
+        )
+    return run.info.run_id
+
+
 def run_search(opts: SearchOptions) -> SearchResult:
     from ..ablation.plan import ROOT
 
@@ -89,6 +116,7 @@ def run_search(opts: SearchOptions) -> SearchResult:
     objective = Objective.parse(opts.objective)
     space = choose_space(opts, plan)
     uri = tracking_uri()
+    teacher = teacher_run(plan, opts, uri)
     url = opts.storage or default_storage(uri)
     name = opts.study or f"{plan.experiment}-{opts.row}-{opts.profile}-{'+'.join(objective.metrics)}"
     base_cfg = plan.rows[opts.row].cfg
@@ -122,6 +150,7 @@ def run_search(opts: SearchOptions) -> SearchResult:
         recorder = SearchRecorder(f"search-{plan.experiment}", name, uri, tags)
         recorder.open()
         search = _Search(opts, plan, objective, space, study, url, pruner, recorder, workdir)
+        search.teacher_run = teacher
         return search.execute()
 
 
@@ -131,6 +160,7 @@ class _Search:
         self.study, self.url, self.pruner, self.recorder, self.workdir = study, url, pruner, recorder, workdir
         self.executor = RayExecutor(opts.address, workdir / "ray", f"search-{plan.experiment}")
         self.result = SearchResult(study.study_name, url, recorder.experiment, recorder.parent_id, 0)
+        self.teacher_run: str | None = None
 
     def execute(self) -> SearchResult:
         return run_recorded(self._body, self._end, "run the same command to continue the study")
@@ -198,6 +228,8 @@ class _Search:
 
     def _start(self) -> None:
         self.executor.start()
+        if self.teacher_run:  # its logits stored with its run once (a Ray task); each trial fetches them
+            self.executor.teacher_logits(self.recorder.uri, self.teacher_run, self.plan.rows[self.opts.row].cfg)
         self.resources, note = fit_resources(
             self.plan.profile_name, self.plan.profile.resources, self.executor.nodes(), self.executor.local
         )
@@ -219,7 +251,6 @@ class _Search:
             print(f"[trial{trial.number}] FAILED: {why}")
             self.result.failed[trial.number] = why
             return None
-        teacher_run = self._teacher_run(cfg)
         extra = {"profile": self.opts.profile, "table": str(self.plan.table.table)}
         run_id = self.recorder.trial_run(trial.number, cfg, params, self.opts.row, extra)
         trial.set_user_attr("mlflow_run_id", run_id)
@@ -237,31 +268,13 @@ class _Search:
             gpu="GPU" in self.resources,
             threads=max(1, int(self.plan.profile.resources.threads or self.resources.get("CPU", 1))),
             prune=link,
-            teacher_run=teacher_run,
+            teacher_run=self.teacher_run,
             workers=self.plan.profile.resources.workers,
             worker_resources=self.resources,
         )
 
-    def _teacher_run(self, cfg) -> str | None:
-        """KD rows distil from their teacher row's finished run (the search does not train it);
-        its logits are stored with it (a Ray task) and each trial fetches them."""
-        teacher = self.plan.rows[self.opts.row].teacher
-        if not teacher:
-            return None
-        run = self._finished_runs().get(teacher)
-        if run is None:
-            raise ConfigError(
-                f"row {self.opts.row} distils from {teacher}, which has no finished run with this profile: run "
-                f"`assembled ablation {self.opts.table} --rows {teacher} --profile {self.opts.profile}` first"
-            )
-        self.executor.teacher_logits(self.recorder.uri, run.info.run_id, cfg)
-        return run.info.run_id
-
     def _finished_runs(self) -> dict:
-        client = self.recorder.client
-        exp = client.get_experiment_by_name(self.plan.experiment)
-        runs = table_runs(client, exp.experiment_id if exp else "", self.plan.units, self.plan.eval_cfg.identity())
-        return {k: r for k, r in runs.items() if r.info.status == "FINISHED"}
+        return finished_runs(self.plan, self.recorder.uri)
 
     def _throughput(self, done: dict) -> None:
         prof, ev = self.plan.profile, self.plan.eval_cfg
