@@ -279,5 +279,10 @@ def _fit_workers(
     return fitted, note
 
 
+def trial_threads(request: Resources, fitted: dict[str, float]) -> int:
+    """torch threads of a trial: the profile's, else the CPUs it was given."""
+    return max(1, int(request.threads or fitted.get("CPU", 1)))
+
+
 def _fmt(res: dict[str, float]) -> str:
     return ", ".join(f"{v:g} {k}" for k, v in res.items()) or "nothing"

@@ -26,12 +26,12 @@ def cmd_tables(args: argparse.Namespace) -> int:
     return 0
 
 
-def _client():
+def read_only_client(uri: str | None = None):
     """A client of the project's store, or None when there is none yet (read-only: a missing
     SQLite file is not created)."""
     from ..tracking.store import tracking_uri
 
-    uri = tracking_uri()
+    uri = uri or tracking_uri()
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         return None
     from mlflow.tracking import MlflowClient
@@ -75,7 +75,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from .plan import build_plan, decide
 
     plan = build_plan(args.table, args.profile, args.data, args.rows, repeats=args.repeats)
-    client = _client()
+    client = read_only_client()
     finished, reused = _finished(plan, client)
     decisions = decide(plan, finished, args.rerun)
     estimate = Estimator(client)

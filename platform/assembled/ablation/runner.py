@@ -23,7 +23,7 @@ from ..config_io import ConfigError
 from ..tracking.store import tracking_uri
 from .executor import RayExecutor, join_uri
 from .interrupts import interruptible, run_recorded
-from .plan import ROOT, Decision, Plan, build_plan, decide, fit_resources
+from .plan import ROOT, Decision, Plan, build_plan, decide, fit_resources, trial_threads
 from .profiles import scaled_size
 from .progress import Tally
 from .record import Recorder
@@ -222,7 +222,7 @@ class _Run:
             eval_cfg=self.plan.eval_cfg,
             workdir=str((self.workdir / f"{rid}-{prow.cfg.config_hash()}" / run_id).resolve()),
             gpu="GPU" in self.resources,
-            threads=max(1, int(self.plan.profile.resources.threads or self.resources.get("CPU", 1))),
+            threads=trial_threads(self.plan.profile.resources, self.resources),
             teacher_run=teacher_run,
             workers=self.plan.profile.resources.workers,
             worker_resources=self.resources,

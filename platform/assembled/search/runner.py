@@ -16,9 +16,9 @@ from typing import Any
 
 import yaml
 
-from ..ablation.executor import RayExecutor
+from ..ablation.executor import RayExecutor, join_uri
 from ..ablation.interrupts import interruptible, run_recorded
-from ..ablation.plan import Plan, build_plan, fit_resources
+from ..ablation.plan import Plan, build_plan, fit_resources, trial_threads
 from ..ablation.profiles import scaled_size
 from ..ablation.progress import Tally
 from ..ablation.runner import DRIVER_ONLY
@@ -82,11 +82,11 @@ def choose_space(opts: SearchOptions, plan: Plan) -> SearchSpace:
 
 def finished_runs(plan: Plan, uri: str) -> dict:
     """The table's FINISHED unit runs in the store, read-only (no store yet: none)."""
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
-        return {}
-    from mlflow.tracking import MlflowClient
+    from ..ablation.preview import read_only_client
 
-    client = MlflowClient(tracking_uri=uri)
+    client = read_only_client(uri)
+    if client is None:
+        return {}
     exp = client.get_experiment_by_name(plan.experiment)
     runs = table_runs(client, exp.experiment_id if exp else "", plan.units, plan.eval_cfg.identity())
     return {k: r for k, r in runs.items() if r.info.status == "FINISHED"}
@@ -266,11 +266,12 @@ class _Search:
             eval_cfg=self.plan.eval_cfg,
             workdir=str((self.workdir / f"trial{trial.number}" / run_id).resolve()),
             gpu="GPU" in self.resources,
-            threads=max(1, int(self.plan.profile.resources.threads or self.resources.get("CPU", 1))),
+            threads=trial_threads(self.plan.profile.resources, self.resources),
             prune=link,
             teacher_run=self.teacher_run,
             workers=self.plan.profile.resources.workers,
             worker_resources=self.resources,
+            storage=join_uri(self.executor.storage, "train"),
         )
 
     def _finished_runs(self) -> dict:
