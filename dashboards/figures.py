@@ -80,7 +80,11 @@ def gains(df: pd.DataFrame, kind: str, prefix: str = "", title: str | None = Non
     and the throughput it costs. ``prefix`` "base_" draws the vs-baseline view of a stacked table."""
     vs = f"{prefix}vs"
     judged = df[df[vs].notna()].reset_index(drop=True) if vs in df else df.iloc[0:0]
-    heads = ["top-1 gain (points)", "mCE change (lower is better)", "mFR change (lower is better)", "speed (x img/s)"]
+    # a retrieval table is judged on Recall@1 (the others on top-1, mCE and mFR)
+    retrieval = f"{prefix}d_recall_at_1" in judged and f"{prefix}d_top1" not in judged
+    metrics = ("recall_at_1", "mce", "mfr") if retrieval else ("top1", "mce", "mfr")
+    first = "Recall@1 gain (points)" if retrieval else "top-1 gain (points)"
+    heads = [first, "mCE change (lower is better)", "mFR change (lower is better)", "speed (x img/s)"]
     fig = make_subplots(rows=1, cols=4, subplot_titles=heads)
     if title is None:
         title = (
@@ -91,7 +95,7 @@ def gains(df: pd.DataFrame, kind: str, prefix: str = "", title: str | None = Non
     if judged.empty:
         return _empty(fig.update_layout(height=420, title=title), "no row is judged against another")
     x = [f"{a} vs {b}" for a, b in zip(labels(judged), judged[vs], strict=True)]
-    for c, metric in enumerate(("top1", "mce", "mfr")):
+    for c, metric in enumerate(metrics):
         d, lo, hi = (_col(judged, f"{prefix}d_{metric}{s}") for s in ("", "_lo", "_hi"))
         verdicts = list(judged.get(f"{prefix}{metric}_verdict", [""] * len(judged)))
         err = {

@@ -99,13 +99,14 @@ def gains_table(df: pd.DataFrame) -> str:
     if "vs" not in df or df["vs"].isna().all():
         return "<p class='note' id='gains-table'>No row is judged against another in this table.</p>"
     head = ["row", "vs"]
-    for m in ("top1", "mce", "mfr"):
+    judged = [m for m in ("top1", "mce", "mfr", "recall_at_1") if f"d_{m}" in df]  # what the table measures
+    for m in judged:
         head += [f"Δ {m} (95% CI)", f"paper Δ {m}"]
     head += ["speed (x img/s)", "paper speed"]
     body = []
     for rec in df[df["vs"].notna()].to_dict("records"):
         cells = [f"<td class='l'>{html.escape(rec['row'])}</td>", f"<td class='l'>{html.escape(rec['vs'])}</td>"]
-        for m in ("top1", "mce", "mfr"):
+        for m in judged:
             cells += [f"<td>{_gain(rec, m)}</td>", f"<td>{_signed(rec.get(f'paper_d_{m}'))}</td>"]
         cells += [
             f"<td>{_times(rec.get('throughput_cost'))}</td>",

@@ -73,7 +73,8 @@ def external_teachers(
                 raise ConfigError(f"{where}.row': {other.name} row {row_id} distils itself; name its teacher instead")
             rid = f"{other.stem}:{row_id}"
             title = f"{match.title or row_id} (teacher from {other.name})"
-            extra.setdefault(rid, match.model_copy(update={"id": rid, "title": title, "reference": True}))
+            # its own reference flag: it decides the row's training size, so its identity stays its table's
+            extra.setdefault(rid, match.model_copy(update={"id": rid, "title": title}))
             teacher_of[r.id] = rid
         else:
             teacher_of[r.id] = r.kd.row

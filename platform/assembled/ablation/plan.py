@@ -21,6 +21,7 @@ from ..training import TrainConfig
 from .external_teachers import external_teachers
 from .profiles import Profile, Resources, eval_config, load_profiles, train_config
 from .spec import ResolvedRow, Table, load_table, table_path
+from .transfer_rows import check_fits, checkpoint_identity, import_backbones, transfer_config
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -47,6 +48,12 @@ class PlannedRow:
     teacher: str | None = None  # unit key of its KD teacher (repeat 0 of the teacher's row)
     wanted: bool = False
     repeat: int = 0
+    backbone: str | None = None  # transfer rows: unit key of the backbone row (repeat 0)
+
+    @property
+    def needs(self) -> list[str]:
+        """The units that must finish before this one can start: its teacher, its backbone."""
+        return [u for u in (self.teacher, self.backbone) if u]
 
     @property
     def id(self) -> str:
@@ -116,9 +123,11 @@ def build_plan(
             have = ", ".join(r.id for r in resolved)
             raise ConfigError(f"{path}: no row(s) {', '.join(sorted(missing))}; the table has {have}")
     extra, teacher_of = external_teachers(path, resolved, ablations_dir)
-    planned = {r.id: PlannedRow(r, train_config(r, table, prof, data)) for r in resolved + extra}
+    plain = [r for r in resolved if not r.is_transfer]
+    planned = {r.id: PlannedRow(r, train_config(r, table, prof, data)) for r in plain + extra}
     for rid, teacher in teacher_of.items():
         planned[rid].teacher = _substitute(teacher, prof, profile, planned, profiles_path)
+    planned = _add_transfer_rows(path, table, resolved, planned, prof, profile, data, ablations_dir)
     bind_teachers(planned, path)
     n = repeats or table.repeats or prof.repeats
     add_repeats(planned, [r.id for r in resolved], n)
@@ -128,6 +137,51 @@ def build_plan(
     plan = Plan(path, table, profile, prof, data, planned, [r.id for r in resolved], eval_config(prof), n)
     check_data(plan)
     return plan
+
+
+def _add_transfer_rows(
+    path: Path,
+    table: Table,
+    resolved: list[ResolvedRow],
+    planned: dict[str, PlannedRow],
+    prof: Profile,
+    profile: str,
+    data: str | None,
+    ablations_dir: Path,
+) -> dict[str, PlannedRow]:
+    """Transfer rows, with the backbone rows (and their teachers) they import from other tables;
+    the table's own rows keep their order first."""
+    imported = import_backbones(path, resolved, ablations_dir, prof)
+    for rid, (row, other) in imported.rows.items():
+        planned.setdefault(rid, PlannedRow(row, train_config(row, other, prof, data)))
+    for rid, teacher in imported.teacher_of.items():
+        planned[rid].teacher = teacher
+    for r in (r for r in resolved if r.is_transfer):
+        assert r.backbone is not None
+        if r.backbone.row is not None:
+            bb = imported.backbone_of[r.id]
+            cfg = transfer_config(r, table, prof, profile, planned[bb].row.model, data, path)
+            check_fits(r.id, cfg, planned[bb].cfg, path)
+            planned[r.id] = PlannedRow(r, cfg, backbone=bb)
+        else:
+            file, digest = checkpoint_identity(r, path)
+            model = _checkpoint_model(file, path, r.id)
+            cfg = transfer_config(r, table, prof, profile, model, data, path)
+            transfer = cfg.transfer.model_copy(update={"backbone": f"sha256:{digest}", "checkpoint": file})
+            planned[r.id] = PlannedRow(r, cfg.model_copy(update={"transfer": transfer}))
+    order = [r.id for r in resolved] + [k for k in planned if k not in {r.id for r in resolved}]
+    return {k: planned[k] for k in order}
+
+
+def _checkpoint_model(file: str, where: Path, rid: str) -> dict:
+    """The model config a checkpoint of the assembled trainer was trained with."""
+    from ..training import checkpoint as ckpt
+
+    try:
+        state = ckpt.load(file)
+        return TrainConfig.model_validate(state["config"]).model_config_resolved().model_dump()
+    except Exception as e:
+        raise ConfigError(f"{where}: row {rid}: key 'backbone.checkpoint': {file}: {e}") from None
 
 
 def _substitute(teacher: str, prof: Profile, name: str, rows: dict[str, PlannedRow], where: Path) -> str:
@@ -142,20 +196,26 @@ def _substitute(teacher: str, prof: Profile, name: str, rows: dict[str, PlannedR
 
 
 def bind_teachers(rows: dict[str, PlannedRow], path: Path) -> None:
-    """Make each student's identity include its teacher's, teachers first (a teacher may be a student)."""
+    """Make each student's identity include its teacher's, and each transfer row's its backbone's,
+    those first (a teacher may be a student, a backbone a student)."""
     bound: set[str] = set()
     while len(bound) < len(rows):
         progress = False
         for rid, r in rows.items():
-            if rid in bound or (r.teacher and r.teacher not in bound):
+            if rid in bound or any(u not in bound for u in r.needs):
                 continue
             if r.teacher:
                 teacher_hash = rows[r.teacher].cfg.config_hash()
                 r.cfg = r.cfg.model_copy(update={"reg": r.cfg.reg.model_copy(update={"teacher": teacher_hash})})
+            if r.backbone and r.cfg.transfer is not None:
+                transfer = r.cfg.transfer.model_copy(update={"backbone": rows[r.backbone].cfg.config_hash()})
+                r.cfg = r.cfg.model_copy(update={"transfer": transfer})
             bound.add(rid)
             progress = True
         if not progress:
-            raise ConfigError(f"{path}: KD teachers form a cycle among rows {', '.join(sorted(set(rows) - bound))}")
+            raise ConfigError(
+                f"{path}: KD teachers or backbones form a cycle among rows {', '.join(sorted(set(rows) - bound))}"
+            )
 
 
 def add_repeats(units: dict[str, PlannedRow], table_rows: list[str], n: int) -> None:
@@ -166,11 +226,11 @@ def add_repeats(units: dict[str, PlannedRow], table_rows: list[str], n: int) -> 
         first = units[rid]
         for k in range(1, n):
             cfg = first.cfg.model_copy(update={"seed": repeat_seed(first.cfg.seed, k)})
-            units[unit_key(rid, k)] = PlannedRow(first.row, cfg, first.teacher, repeat=k)
+            units[unit_key(rid, k)] = PlannedRow(first.row, cfg, first.teacher, repeat=k, backbone=first.backbone)
 
 
 def wanted_closure(rows: dict[str, PlannedRow], requested: list[str]) -> set[str]:
-    """The requested rows and every teacher up their chains (G -> T -> S pulls in T and G)."""
+    """The requested rows and every teacher and backbone up their chains (G -> T -> S pulls in T and G)."""
     wanted: set[str] = set()
     stack = list(requested)
     while stack:
@@ -178,24 +238,29 @@ def wanted_closure(rows: dict[str, PlannedRow], requested: list[str]) -> set[str
         if rid in wanted:
             continue
         wanted.add(rid)
-        if rows[rid].teacher:
-            stack.append(rows[rid].teacher)
+        stack.extend(rows[rid].needs)
     return wanted
 
 
 def check_data(plan: Plan) -> None:
     """Each distinct data source of the wanted rows, once, with the smallest batch that reads it."""
-    seen: dict[str, tuple[TrainConfig, int]] = {}
+    seen: dict[str, tuple[PlannedRow, int]] = {}
     for rid in plan.wanted:
-        cfg = plan.rows[rid].cfg
-        key = cfg.data.model_dump_json(include={"kind", "path", "limit_per_class", "val_limit_per_class"})
+        unit = plan.rows[rid]
+        cfg = unit.cfg
+        key = cfg.data.model_dump_json(include={"kind", "path", "limit_per_class", "val_limit_per_class", "split"})
         if key not in seen or cfg.optim.batch_size > seen[key][1]:
-            seen[key] = (cfg, cfg.optim.batch_size)
-    for cfg, batch in seen.values():
+            seen[key] = (unit, cfg.optim.batch_size)
+    for unit, batch in seen.values():
         try:
-            check_source(cfg.data, batch)
+            check_source(unit.cfg.data, batch)
         except DataError as e:
-            origin = "--data" if plan.data else f"profile {plan.profile_name}: key 'data.path'"
+            if plan.data and unit.cfg.data.path == str(plan.data):
+                origin = "--data"
+            elif unit.row.dataset and unit.row.is_transfer:
+                origin = f"profile {plan.profile_name}: key 'datasets.{unit.row.dataset}'"
+            else:
+                origin = f"profile {plan.profile_name}: key 'data.path'"
             raise ConfigError(f"{origin}: {e}") from None
 
 

@@ -54,6 +54,10 @@ class Profile(BaseModel):
     repeats: int = Field(1, ge=1, le=100, description="seeds per row (a table or --repeats overrides)")
     eval_every: int = Field(1, ge=1, description="validation top-1 every N epochs (always after the last)")
     search: dict[str, Any] | None = Field(None, description="Optuna search space for rows without their own")
+    datasets: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="transfer rows' data by dataset name (food101, sop, ...; '*' for any other): DataConfig fields",
+    )
     teachers: dict[str, str] = Field(
         default_factory=dict,
         description="KD teacher substitutes in this profile (row -> row), for teachers it cannot train well",
@@ -80,8 +84,14 @@ def scaled_size(paper: int, profile: Profile, multiple: int = 8) -> int:
 
 
 def train_config(
-    row: ResolvedRow, table: Table, profile: Profile, data_override: str | None = None, seed: int = 0
+    row: ResolvedRow,
+    table: Table,
+    profile: Profile,
+    data_override: str | None = None,
+    seed: int = 0,
+    data_base: dict[str, Any] | None = None,
 ) -> TrainConfig:
+    """``data_base``: the data the row trains on instead of the profile's (a transfer row's dataset)."""
     cfg_model = resolve_config(row.model)
     overrides = {"resnet": profile.resnet, "mobilenet_v1": profile.mobilenet, "efficientnet": profile.efficientnet}[
         cfg_model.arch
@@ -94,7 +104,8 @@ def train_config(
     train_px = scaled_size(row.input_size if row.reference else row.train_size, profile, multiple)
     eval_px = scaled_size(row.input_size, profile, multiple)
     aa = row.autoaugment
-    data = {**profile.data, "image_size": train_px, "eval_size": eval_px, "autoaugment": bool(aa)}
+    base = profile.data if data_base is None else data_base
+    data = {**base, "image_size": train_px, "eval_size": eval_px, "autoaugment": bool(aa)}
     if isinstance(aa, str):
         data["autoaugment_policy"] = aa
     if "num_workers" not in data and profile.resources.gpu > 0:  # keep a GPU fed: decode on the trial's CPUs
@@ -102,7 +113,8 @@ def train_config(
     data.setdefault("source_size", max(train_px, eval_px))
     data["source_size"] = max(data["source_size"], train_px, eval_px)
     if data_override:
-        data |= {"kind": "folder", "path": str(data_override)}
+        data |= {"kind": data.get("kind") if data.get("kind") not in (None, "synthetic") else "folder"}
+        data["path"] = str(data_override)
     epochs = max(profile.min_epochs, round(row.epochs * profile.epoch_scale))
     optim = {**profile.optim, "epochs": epochs, "schedule": table.schedule, **row.optim}
     reg = dict(row.reg)

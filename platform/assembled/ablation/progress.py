@@ -70,8 +70,7 @@ class Lines:
             n = int(result["skipped_images"])
             self._say(f"[{row}] {n} unreadable image(s) skipped (artifact skipped_files.txt)")
         if result.get("finished"):
-            top1, mce, mfr = (result.get(k, float("nan")) for k in ("top1", "mce", "mfr"))
-            self._say(f"[{row}] finished: top1 {top1:.2f}  mCE {mce:.2f}  mFR {mfr:.2f}")
+            self._say(f"[{row}] finished: {_headline(result)}")
             self._overall(ended=1)
             return
         if result.get("phase"):
@@ -80,11 +79,24 @@ class Lines:
         epoch, epochs = result.get("epoch", 0), result.get("epochs", 0)
         elapsed = time.time() - self.started.get(key, time.time())
         eta = elapsed / max(epoch, 1) * (epochs - epoch)
+        r1 = result.get("recall_at_1")
+        score = f"R@1 {r1:.2f}" if r1 is not None else f"top1 {result.get('top1', nan):.2f}"
         self._say(
-            f"[{row}] epoch {epoch}/{epochs}  loss {result.get('loss', float('nan')):.3f}  "
-            f"top1 {result.get('top1', float('nan')):.2f}  ETA {eta:.0f}s (+ evaluation)"
+            f"[{row}] epoch {epoch}/{epochs}  loss {result.get('loss', nan):.3f}  {score}  "
+            f"ETA {eta:.0f}s (+ evaluation)"
         )
 
     def error(self, row: str, why: str) -> None:
         self._say(f"[{row}] error: {why}")
         self._overall(ended=1, failed=True)
+
+
+nan = float("nan")
+
+
+def _headline(result: dict) -> str:
+    """A finished trial's numbers: Recall@1 for a retrieval row, else top-1, mCE and mFR."""
+    if "recall_at_1" in result:
+        return f"R@1 {result['recall_at_1']:.2f}"
+    top1, mce, mfr = (result.get(k, nan) for k in ("top1", "mce", "mfr"))
+    return f"top1 {top1:.2f}  mCE {mce:.2f}  mFR {mfr:.2f}"

@@ -189,8 +189,11 @@ class Recorder:
             "table": str(plan.table.table),
             "profile": plan.profile_name,
             "kind": "trial",
-            "reference": str(prow.row.reference).lower(),
+            "reference": str(prow.row.reference or prow.id not in plan.table_rows).lower(),
             **({"kd_teacher": plan.rows[prow.teacher].id} if prow.teacher else {}),
+            **({"backbone": plan.rows[prow.backbone].id} if prow.backbone else {}),
+            **({"backbone_hash": prow.cfg.transfer.backbone} if prow.cfg.transfer else {}),
+            **({"dataset": prow.row.dataset} if prow.row.dataset else {}),
         }
 
     def end(self, run_id: str, status: str, reason: str) -> None:
@@ -267,11 +270,13 @@ def manifest(plan: Plan) -> dict:
                 "id": u.id,
                 "title": u.row.title,
                 "base": u.row.base,
-                "reference": u.row.reference,
+                "reference": u.row.reference or u.id not in plan.table_rows,  # rows of other tables too
                 "table_row": u.id in plan.table_rows,
                 "paper_epochs": u.row.epochs,
                 "epochs": u.cfg.optim.epochs,
                 "teacher": plan.rows[u.teacher].id if u.teacher else None,
+                "backbone": plan.rows[u.backbone].id if u.backbone else None,
+                "dataset": u.row.dataset,
                 "config_hash": hashes[key],
                 "requested": False,
                 "paper": u.row.paper.model_dump(),
@@ -285,6 +290,7 @@ def manifest(plan: Plan) -> dict:
         "title": plan.table.title,
         "baseline": plan.table.baseline,
         "kind": plan.table.kind,
+        "task": plan.table.task,
         "repeats": plan.repeats,
         "eval_hash": plan.eval_cfg.identity(),
         "profile": plan.profile_name,

@@ -16,7 +16,7 @@ import pandas as pd
 
 from .stats import SINGLE
 
-LABELS = {"top1": "top-1", "mce": "mCE", "mfr": "mFR", "throughput": "img/s"}
+LABELS = {"top1": "top-1", "mce": "mCE", "mfr": "mFR", "recall_at_1": "R@1", "throughput": "img/s"}
 
 
 def _num(v) -> float | None:
@@ -62,7 +62,7 @@ def results_cells(summary: pd.DataFrame, baseline: str | None) -> list[dict[str,
     for rec in summary.to_dict("records"):
         cells = {"row": str(rec["row"]) + (" (ref)" if rec.get("reference") else ""), "status": str(rec["status"])}
         cells["n"] = f"{int(rec.get('n') or 0)}/{int(rec.get('seeds') or 0)}"
-        for col in ("top1", "mce", "mfr", "throughput"):
+        for col in (c for c in LABELS if c in summary):
             cells[LABELS[col]] = _pm(rec, col, 0 if col == "throughput" else 2)
             if _present(summary, f"paper_{col}"):
                 cells[f"paper {LABELS[col]}"] = _plain(rec.get(f"paper_{col}"), "{:g}")
@@ -94,7 +94,7 @@ def gain_cells(summary: pd.DataFrame) -> list[dict[str, str]]:
     out = []
     for rec in summary[summary["vs"].notna()].to_dict("records"):
         cells = {"row": str(rec["row"]), "vs": str(rec["vs"])}
-        for col in ("top1", "mce", "mfr"):
+        for col in ("top1", "mce", "mfr", "recall_at_1"):
             if _present(summary, f"d_{col}"):
                 cells[f"Δ {LABELS[col]} (95% CI)"] = _gain(rec, col)
                 cells[f"paper Δ {LABELS[col]}"] = _signed(rec.get(f"paper_d_{col}"))

@@ -175,20 +175,23 @@ class _Run:
             stage += 1
         for rid, s in self.state.items():
             if s == "pending":  # never dropped silently
-                self.result.not_run[rid] = f"its teacher {self.plan.rows[rid].teacher} did not finish"
+                needs = ", ".join(self.plan.rows[rid].needs)
+                self.result.not_run[rid] = f"what it needs ({needs}) did not finish"
 
     def _teacher_done(self, rid: str) -> bool:
-        teacher = self.plan.rows[rid].teacher
-        return teacher is None or self.state.get(teacher) == "finished"
+        """Its KD teacher and its backbone (a transfer row) are finished."""
+        return all(self.state.get(u) == "finished" for u in self.plan.rows[rid].needs)
 
     def _block_students_of_failed_teachers(self) -> None:
         changed = True
         while changed:
             changed = False
             for rid, s in self.state.items():
-                teacher = self.plan.rows[rid].teacher
-                if s == "pending" and teacher and self.state.get(teacher) in ("failed", "blocked"):
-                    why = f"teacher {teacher} failed: {self.result.failed.get(teacher, '?')}"
+                prow = self.plan.rows[rid]
+                failed = [u for u in prow.needs if self.state.get(u) in ("failed", "blocked")]
+                if s == "pending" and failed:
+                    role = "teacher" if failed[0] == prow.teacher else "backbone"
+                    why = f"{role} {failed[0]} failed: {self.result.failed.get(failed[0], '?')}"
                     self.state[rid], self.result.failed[rid] = "blocked", why
                     self.tally.failed += 1
                     self.recorder.block(rid, why)
@@ -224,6 +227,7 @@ class _Run:
             gpu="GPU" in self.resources,
             threads=trial_threads(self.plan.profile.resources, self.resources),
             teacher_run=teacher_run,
+            backbone_run=self.run_of.get(prow.backbone) if prow.backbone else None,
             workers=self.plan.profile.resources.workers,
             worker_resources=self.resources,
             storage=join_uri(self.executor.storage, "train"),

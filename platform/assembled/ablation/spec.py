@@ -26,6 +26,8 @@ class PaperNumbers(BaseModel):
     throughput: float | None = None
     flops: float | None = Field(None, description="GMACs (the paper's 'FLOPS')")
     params: float | None = Field(None, description="millions")
+    recall_at_1: float | None = Field(None, description="image retrieval (Tables 12, 13)")
+    backbone_top1: float | None = Field(None, description="transfer tables: the backbone's ImageNet top-1")
 
 
 class Teacher(BaseModel):
@@ -44,6 +46,22 @@ class Teacher(BaseModel):
         return self
 
 
+class Backbone(BaseModel):
+    """A transfer row's starting weights: another table's row (trained first if it has no finished
+    run, exactly once however many rows use it) or a checkpoint file of the assembled trainer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    row: str | None = Field(None, description="'table07:E11' (or 'E3' for a row of this table)")
+    checkpoint: str | None = Field(None, description="a checkpoint path (relative to the table file)")
+
+    @model_validator(mode="after")
+    def _one(self) -> Backbone:
+        if (self.row is None) == (self.checkpoint is None):
+            raise ValueError("a backbone names exactly one of 'row' or 'checkpoint'")
+        return self
+
+
 class Row(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -54,8 +72,10 @@ class Row(BaseModel):
     reg: dict[str, Any] | None = None
     optim: dict[str, Any] | None = Field(None, description="OptimConfig overrides on top of the profile's")
     kd: Teacher | None = None
-    autoaugment: bool | Literal["official", "torchvision"] | None = Field(
-        None, description="true = the official code's policy (the paper's rows); or name the implementation"
+    autoaugment: bool | Literal["official", "good", "torchvision"] | None = Field(
+        None,
+        description="true = the official code's ImageNet policy (the paper's rows); good = its CIFAR-10 policy "
+        "(FGVC fine-tuning); or torchvision's",
     )
     epochs: int | None = Field(None, ge=1, description="the paper's epochs (scaled by the profile)")
     input_size: int | None = Field(None, ge=16, description="the paper's evaluation size")
@@ -63,6 +83,14 @@ class Row(BaseModel):
     reference: bool = Field(False, description="a reference model (e.g. EfficientNet), not a stacking step")
     paper: PaperNumbers = PaperNumbers()
     search: dict[str, Any] | None = Field(None, description="Optuna search space around this row (assembled search)")
+    backbone: Backbone | None = Field(None, description="fine-tune from this backbone (Tables 10-13)")
+    dataset: str | None = Field(None, description="the data a transfer row trains on: a key of the profile's datasets")
+    data: dict[str, Any] | None = Field(None, description="DataConfig overrides (e.g. split: zero_shot)")
+    head: dict[str, Any] | None = Field(None, description="HeadConfig: the retrieval embedding and its loss")
+    transfer: dict[str, Any] | None = Field(None, description="TransferConfig overrides (bn_stats, bn_momentum)")
+
+
+TASKS = ("classification", "fgvc", "retrieval")
 
 
 class Table(BaseModel):
@@ -78,6 +106,9 @@ class Table(BaseModel):
         "alternatives: every row is judged against the baseline",
     )
     repeats: int | None = Field(None, ge=1, le=100, description="seeds per row (default: the profile's)")
+    task: Literal["classification", "fgvc", "retrieval"] = Field(
+        "classification", description="what the table measures: top-1/mCE/mFR, FGVC top-1/mCE, or Recall@K"
+    )
     rows: list[Row]
 
 
@@ -87,17 +118,26 @@ class ResolvedRow(BaseModel):
     id: str
     title: str
     base: str | None = None
-    model: dict[str, Any] | str
+    model: dict[str, Any] | str  # a transfer row: overrides of its backbone's model ({} for none)
     reg: dict[str, Any]
     optim: dict[str, Any]
     kd: Teacher | None
-    autoaugment: bool | Literal["official", "torchvision"]
+    autoaugment: bool | Literal["official", "good", "torchvision"]
     epochs: int
     input_size: int
     train_size: int
     reference: bool
     paper: PaperNumbers
     search: dict[str, Any] | None = None  # the row's own (not inherited)
+    backbone: Backbone | None = None
+    dataset: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+    head: dict[str, Any] = Field(default_factory=dict)
+    transfer: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def is_transfer(self) -> bool:
+        return self.backbone is not None
 
 
 def _where(path: Path, row: str | None, key: str) -> str:
@@ -135,6 +175,11 @@ def load_table(path: str | Path) -> tuple[Table, list[ResolvedRow]]:
     for r in resolved:
         if r.kd and r.kd.row and ":" not in r.kd.row and r.kd.row not in ids:
             raise ConfigError(f"{_where(path, r.id, 'kd.row')}: teacher row {r.kd.row} is not in this table")
+    for r in resolved:
+        if r.backbone and r.backbone.row and ":" not in r.backbone.row and r.backbone.row not in ids:
+            raise ConfigError(
+                f"{_where(path, r.id, 'backbone.row')}: backbone row {r.backbone.row} is not in this table"
+            )
     if table.baseline and table.baseline not in ids:
         raise ConfigError(f"{_where(path, None, 'baseline')}: row {table.baseline} is not in this table")
     return table, resolved
@@ -158,23 +203,17 @@ def _resolve(path: Path, row: Row, by_id: dict[str, Row], stack: list[str]) -> R
             raise ConfigError(f"{_where(path, row.id, 'base')}: row {row.base} is not in this table")
         parent = _resolve(path, by_id[row.base], by_id, stack + [row.id])
     model = _merge(parent.model if parent else None, row.model)
-    if model is None:
-        raise ConfigError(f"{_where(path, row.id, 'model')}: no model (give one, or a base row)")
-    try:
-        model_cfg = resolve_config(model)
-    except (ValueError, ValidationError) as e:
-        raise ConfigError(describe(e, f"{path}: row {row.id}", "model", first=True)) from None
+    backbone = row.backbone if row.backbone is not None else (parent.backbone if parent else None)
+    if model is None and backbone is None:
+        raise ConfigError(f"{_where(path, row.id, 'model')}: no model (give one, a base row, or a backbone)")
     reg = {**(parent.reg if parent else {}), **(row.reg or {})}
-    try:
-        RegConfig.model_validate(reg)
-        check_switches(model_cfg, set(reg))
-    except (ValueError, ValidationError) as e:
-        raise ConfigError(describe(e, f"{path}: row {row.id}", "reg", first=True)) from None
+    if backbone is None:  # a transfer row's model is its backbone's: checked when the plan resolves it
+        _check_model(path, row.id, model, reg)
     return ResolvedRow(
         id=row.id,
         title=row.title or (parent.title if parent else ""),
         base=row.base,
-        model=model,
+        model=model if model is not None else {},
         reg=reg,
         optim={**(parent.optim if parent else {}), **(row.optim or {})},
         kd=row.kd if row.kd is not None else (parent.kd if parent else None),
@@ -185,7 +224,24 @@ def _resolve(path: Path, row: Row, by_id: dict[str, Row], stack: list[str]) -> R
         reference=row.reference,
         paper=row.paper,
         search=row.search,
+        backbone=backbone,
+        dataset=row.dataset or (parent.dataset if parent else None),
+        data={**(parent.data if parent else {}), **(row.data or {})},
+        head={**(parent.head if parent else {}), **(row.head or {})},
+        transfer={**(parent.transfer if parent else {}), **(row.transfer or {})},
     )
+
+
+def _check_model(path: Path, rid: str, model: dict[str, Any] | str, reg: dict[str, Any]) -> None:
+    try:
+        model_cfg = resolve_config(model)
+    except (ValueError, ValidationError) as e:
+        raise ConfigError(describe(e, f"{path}: row {rid}", "model", first=True)) from None
+    try:
+        RegConfig.model_validate(reg)
+        check_switches(model_cfg, set(reg))
+    except (ValueError, ValidationError) as e:
+        raise ConfigError(describe(e, f"{path}: row {rid}", "reg", first=True)) from None
 
 
 def list_tables(root: Path) -> list[tuple[str, str, int]]:

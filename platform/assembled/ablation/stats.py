@@ -15,7 +15,15 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-HIGHER_IS_BETTER = {"top1": True, "top5": True, "mce": False, "mfr": False, "mt5d": False, "throughput": True}
+HIGHER_IS_BETTER = {
+    "recall_at_1": True,
+    "top1": True,
+    "top5": True,
+    "mce": False,
+    "mfr": False,
+    "mt5d": False,
+    "throughput": True,
+}
 HELPS, HURTS, UNSURE, SINGLE, MISSING = "helps", "hurts", "cannot tell", "cannot tell (n=1)", "-"
 LEVEL = 0.95
 

@@ -23,6 +23,19 @@ from .stats import HIGHER_IS_BETTER, Gain, sign_agreement, spread, welch
 
 COLUMNS = ["top1", "mce", "mfr", "throughput"]
 GAINS = ["top1", "mce", "mfr"]
+# what each kind of table measures (its manifest's task): shown columns, and the ones gains are judged on
+TASK_METRICS = {
+    "classification": (COLUMNS, GAINS),
+    "fgvc": (["top1", "mce", "throughput"], ["top1", "mce"]),  # mCE unnormalised on the target data
+    "retrieval": (["recall_at_1", "throughput"], ["recall_at_1"]),
+}
+ALL_GAINS = ["top1", "mce", "mfr", "recall_at_1"]
+
+
+def task_metrics(manifest: dict) -> tuple[list[str], list[str]]:
+    return TASK_METRICS[manifest.get("task", "classification")]
+
+
 PER_ITEM = ("ce_", "fr_", "cerr_", "fp_", "t5d_")  # per-corruption / per-perturbation metrics
 
 
@@ -155,6 +168,7 @@ def build_summary(manifest: dict, units: pd.DataFrame) -> pd.DataFrame:
     means = {rid: v.mean(numeric_only=True).to_dict() for rid, v in values.items()}
     baseline = manifest.get("baseline")
     against = comparisons(manifest)
+    columns, _ = task_metrics(manifest)
     records = []
     for r in shown:
         rid, mine = r["id"], values[r["id"]]
@@ -167,7 +181,7 @@ def build_summary(manifest: dict, units: pd.DataFrame) -> pd.DataFrame:
             "n": len(mine),
             "seeds": len(statuses),
         }
-        for col in COLUMNS:
+        for col in columns:
             s = spread(list(mine[col]) if col in mine else [])
             rec[col], rec[f"{col}_std"] = s.mean, s.std
             rec[f"paper_{col}"] = (r.get("paper") or {}).get(col)
@@ -175,8 +189,8 @@ def build_summary(manifest: dict, units: pd.DataFrame) -> pd.DataFrame:
         rec["throughput_ratio_r50"] = m.get("throughput_ratio_r50")
         rec["gmacs"] = m["macs"] / 1e9 if pd.notna(m.get("macs")) else None
         rec["params_m"] = m["params"] / 1e6 if pd.notna(m.get("params")) else None
-        if baseline and baseline in means:
-            _vs_baseline(rec, m, means[baseline], baseline)
+        if baseline and baseline in means and not (r.get("reference") and ":" in rid):
+            _vs_baseline(rec, m, means[baseline], baseline)  # not rows of other tables (other data)
         if rid in against:
             _gain(rec, r, mine, against[rid], values.get(against[rid]), manifest)
         if manifest.get("kind") == "stacked" and baseline in values and rid != baseline and not r.get("reference"):
@@ -188,7 +202,7 @@ def build_summary(manifest: dict, units: pd.DataFrame) -> pd.DataFrame:
             found = units.loc[units["row"] == rid, col].dropna() if col in units else []
             if len(found):
                 rec[col] = ", ".join(sorted(set(map(str, found))))
-        rec |= {k: v for k, v in m.items() if k.startswith(PER_ITEM)}
+        rec |= {k: v for k, v in m.items() if k.startswith(PER_ITEM) or (k.startswith("recall_at_") and k not in rec)}
         records.append(rec)
     return pd.DataFrame.from_records(records)
 
@@ -206,7 +220,8 @@ def health_flags(finished: pd.DataFrame) -> str:
         n = int((finished["val_pred_classes"] <= 1).sum())
         if n:
             flags.append(f"constant predictions ({n}/{len(finished)} seeds)")
-    for col in ("loss", "val_loss"):
+    retrieval = "recall_at_1" in finished and finished["recall_at_1"].notna().all()
+    for col in ("loss",) if retrieval else ("loss", "val_loss"):  # retrieval has no validation loss
         if col in finished:
             n = int((~finished[col].apply(lambda v: pd.notna(v) and math.isfinite(v))).sum())
             if n:
@@ -230,7 +245,7 @@ def _gain(
     and the throughput cost, of ``row`` over ``target``."""
     rec[f"{p}vs"] = target
     paper_of = {r["id"]: r.get("paper") or {} for r in manifest["rows"]}
-    for col in GAINS:
+    for col in task_metrics(manifest)[1]:
         a = list(mine[col]) if col in mine else []
         b = list(theirs[col]) if theirs is not None and col in theirs else []
         g = welch(a, b, HIGHER_IS_BETTER[col])
@@ -248,7 +263,7 @@ def _gain(
 def agreement(summary: pd.DataFrame) -> dict[str, str]:
     """Per metric with a paper gain, how many of the resolvable steps agree in sign with it."""
     out = {}
-    for col in GAINS:
+    for col in ALL_GAINS:
         if f"paper_d_{col}" not in summary or summary[f"paper_d_{col}"].isna().all():
             continue
         steps = [

@@ -47,6 +47,7 @@ class TrialSpec:
     threads: int
     prune: PruneLink | None = None  # an Optuna search trial that may be pruned
     teacher_run: str | None = None  # KD: the teacher's run, whose logits artifact the trial fetches
+    backbone_run: str | None = None  # transfer: the backbone's run, whose checkpoint the trial fine-tunes
     workers: int = 1  # > 1: data-parallel over this many Ray Train workers (DDP)
     storage: str | None = None  # where Ray Train keeps a data-parallel run's state (Tune's storage)
     worker_resources: dict[str, float] | None = None  # each worker's CPU / GPU
@@ -186,7 +187,23 @@ def _prepare(spec: TrialSpec, rank: int) -> tuple[TrainConfig, Path]:
 
         logits, _ = ensure_logits(client(spec.uri), spec.teacher_run, cfg, workdir.parent / "teacher_logits")
         cfg = cfg.model_copy(update={"reg": cfg.reg.model_copy(update={"teacher_logits": str(logits)})})
+    if spec.backbone_run and cfg.transfer is not None:
+        weights = _fetch_backbone(spec.uri, spec.backbone_run, workdir.parent / "backbones")
+        cfg = cfg.model_copy(update={"transfer": cfg.transfer.model_copy(update={"checkpoint": str(weights)})})
     return cfg, workdir
+
+
+def _fetch_backbone(uri: str, run_id: str, cache: Path) -> Path:
+    """The backbone run's final checkpoint, downloaded once per node (a file per run id)."""
+    from ..tracking.store import client
+
+    local = cache / f"{run_id}.pt"
+    if not local.exists():
+        tmp = cache / f"{run_id}.tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        got = Path(client(uri).download_artifacts(run_id, "checkpoint/last.pt", str(tmp)))
+        got.replace(local)
+    return local
 
 
 class _Prune:

@@ -10,8 +10,33 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 class DataConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["synthetic", "folder", "cifar"] = "synthetic"
-    path: str | None = Field(None, description="root of an ImageFolder (with train/ and val/) or a CIFAR pickle folder")
+    kind: Literal[
+        "synthetic",
+        "folder",
+        "cifar",
+        "food101",
+        "stanford_cars",
+        "flowers102",
+        "fgvc_aircraft",
+        "oxford_pets",
+        "cub200",
+        "cars196",
+        "sop",
+    ] = "synthetic"
+    path: str | None = Field(
+        None,
+        description="root of an ImageFolder (with train/ and val/), a CIFAR pickle folder, or a published "
+        "dataset layout (layouts.py)",
+    )
+    split: Literal["standard", "zero_shot"] = Field(
+        "standard",
+        description="zero_shot (image retrieval): the first half of the classes train, the second half is query and "
+        "gallery (Song et al.)",
+    )
+    fine_grained: bool = Field(False, description="synthetic only: many similar classes (one shape family)")
+    preprocessing: Literal["imagenet", "reid"] = Field(
+        "imagenet", description="reid: the official retrieval preprocessing (square resizes, no centre crop)"
+    )
     num_classes: int = Field(10, ge=2, description="synthetic only; real data counts its class folders")
     train_size: int = Field(5000, ge=1, description="synthetic images per epoch")
     val_size: int = Field(1000, ge=1, description="synthetic evaluation images")
@@ -20,8 +45,10 @@ class DataConfig(BaseModel):
     eval_size: int | None = Field(None, description="evaluation crop; defaults to image_size")
     min_crop_scale: float = Field(0.05, gt=0, le=1)
     autoaugment: bool = False
-    autoaugment_policy: Literal["official", "torchvision"] = Field(
-        "official", description="official: the Assemble-ResNet code's magnitudes; torchvision: v2.AutoAugment(IMAGENET)"
+    autoaugment_policy: Literal["official", "good", "torchvision"] = Field(
+        "official",
+        description="official: the Assemble-ResNet code's ImageNet policy; good: its 95 CIFAR-10 sub-policies (FGVC "
+        "fine-tuning); torchvision: v2.AutoAugment(IMAGENET)",
     )
     limit_per_class: int | None = Field(None, ge=1, description="folder only: first N images per class (quick runs)")
     val_limit_per_class: int | None = Field(None, ge=1)

@@ -6,30 +6,51 @@ from pathlib import Path
 
 from .cifar import CifarPickleDataset
 from .config import DataConfig
-from .folder import DataError, ImageFolderDataset, find_split
+from .folder import DataError, ImageFolderDataset, ImageListDataset, find_split
+from .layouts import samples_for
 from .synthetic import SyntheticShapes
-from .transforms import context_geometry, eval_geometry, eval_transform, train_transform
+from .transforms import (
+    context_geometry,
+    eval_geometry,
+    eval_transform,
+    reid_eval_geometry,
+    reid_train_transform,
+    train_transform,
+)
 
 
 def build_dataset(cfg: DataConfig, split: str, transform=None):
     """``split`` is train or val; returns a dataset yielding ``(image, label, index)``."""
+    zero_shot = cfg.split == "zero_shot"
     if cfg.kind == "synthetic":
         length = cfg.train_size if split == "train" else cfg.val_size
-        return SyntheticShapes(cfg.num_classes, length, cfg.source_size, split, cfg.seed, transform)
+        return SyntheticShapes(
+            cfg.num_classes, length, cfg.source_size, split, cfg.seed, transform, cfg.fine_grained, zero_shot
+        )
     root = Path(cfg.path or "")
     if cfg.kind == "cifar":
+        if zero_shot:
+            raise DataError(f"{root}: data.split zero_shot reads image files: extract CIFAR into an ImageFolder")
         return CifarPickleDataset(root, split, transform)
     limit = cfg.limit_per_class if split == "train" else (cfg.val_limit_per_class or cfg.limit_per_class)
-    return ImageFolderDataset(find_split(root, split), transform, limit)
+    if cfg.kind == "folder" and not zero_shot:
+        return ImageFolderDataset(find_split(root, split), transform, limit)
+    samples, classes = samples_for(cfg.kind, root, split, zero_shot, limit)
+    return ImageListDataset(samples, classes, root, transform)
 
 
 def train_dataset(cfg: DataConfig):
     aa = cfg.autoaugment_policy if cfg.autoaugment else None
+    if cfg.preprocessing == "reid":
+        return build_dataset(cfg, "train", reid_train_transform(cfg.image_size, aa))
     return build_dataset(cfg, "train", train_transform(cfg.image_size, aa, cfg.min_crop_scale))
 
 
 def val_dataset(cfg: DataConfig, normalised: bool = True):
     """Evaluation images: normalised model inputs, or uint8 clean crops (for corruptions)."""
+    if cfg.preprocessing == "reid":
+        geometry = reid_eval_geometry(cfg.eval_crop)
+        return build_dataset(cfg, "val", eval_transform(cfg.eval_crop, geometry) if normalised else geometry)
     tf = eval_transform(cfg.eval_crop) if normalised else eval_geometry(cfg.eval_crop)
     return build_dataset(cfg, "val", tf)
 

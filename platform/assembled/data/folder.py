@@ -32,24 +32,18 @@ def find_split(root: Path, split: str) -> Path:
     raise DataError(f"{root}: no {' / '.join(names)} folder for the {split} split")
 
 
-class ImageFolderDataset:
-    """``root/<class>/<image>``; returns ``(transform(image), label, index)``."""
+class ImageListDataset:
+    """Images named by a list of ``(path, label)``; returns ``(transform(image), label, index)``.
 
-    def __init__(self, root: str | Path, transform=None, limit_per_class: int | None = None) -> None:
+    The one loader of every on-disk source (ImageFolders and the published dataset layouts of
+    layouts.py), so every source skips unreadable files the same way."""
+
+    def __init__(self, samples: list[tuple[Path, int]], classes: list[str], root: Path, transform=None) -> None:
         self.root = Path(root)
-        if not self.root.is_dir():
-            raise DataError(f"image folder does not exist: {self.root}")
-        self.classes = sorted(p.name for p in self.root.iterdir() if p.is_dir())
-        if not self.classes:
-            raise DataError(f"{self.root}: no class folders (expected {self.root}/<class>/<image>)")
-        self.samples: list[tuple[Path, int]] = []
-        for label, cls in enumerate(self.classes):
-            files = sorted(p for p in (self.root / cls).iterdir() if p.suffix.lower() in IMG_EXTENSIONS)
-            if not files:
-                raise DataError(f"{self.root / cls}: empty class folder (no images)")
-            self.samples += [(f, label) for f in files[:limit_per_class]]
-        self.targets = [label for _, label in self.samples]
-        self.num_classes = len(self.classes)
+        self.samples = samples
+        self.classes = classes
+        self.targets = [label for _, label in samples]
+        self.num_classes = len(classes)
         self.transform = transform
         self.skipped: list[str] = []
         self.skip_log: Path | None = None
@@ -80,6 +74,30 @@ class ImageFolderDataset:
         if self.transform is not None:
             img = self.transform(img)
         return img, self.targets[j], j
+
+
+def folder_samples(root: Path, limit_per_class: int | None = None) -> tuple[list[tuple[Path, int]], list[str]]:
+    """``root/<class>/<image>`` as (path, label) pairs and the sorted class names."""
+    if not root.is_dir():
+        raise DataError(f"image folder does not exist: {root}")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if not classes:
+        raise DataError(f"{root}: no class folders (expected {root}/<class>/<image>)")
+    samples: list[tuple[Path, int]] = []
+    for label, cls in enumerate(classes):
+        files = sorted(p for p in (root / cls).iterdir() if p.suffix.lower() in IMG_EXTENSIONS)
+        if not files:
+            raise DataError(f"{root / cls}: empty class folder (no images)")
+        samples += [(f, label) for f in files[:limit_per_class]]
+    return samples, classes
+
+
+class ImageFolderDataset(ImageListDataset):
+    """``root/<class>/<image>``; returns ``(transform(image), label, index)``."""
+
+    def __init__(self, root: str | Path, transform=None, limit_per_class: int | None = None) -> None:
+        samples, classes = folder_samples(Path(root), limit_per_class)
+        super().__init__(samples, classes, Path(root), transform)
 
 
 def skipped_files(log: Path) -> list[str]:

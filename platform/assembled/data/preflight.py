@@ -9,6 +9,7 @@ from pathlib import Path
 from .cifar import LAYOUTS, detect_layout
 from .config import DataConfig
 from .folder import DataError, ImageFolderDataset, find_split
+from .layouts import samples_for
 
 
 def check_source(cfg: DataConfig, batch_size: int) -> int:
@@ -24,8 +25,16 @@ def check_source(cfg: DataConfig, batch_size: int) -> int:
             if not (root / name).exists():
                 raise DataError(f"{root / name}: missing CIFAR batch file")
         return 50_000
-    train = ImageFolderDataset(find_split(root, "train"), limit_per_class=cfg.limit_per_class)
-    ImageFolderDataset(find_split(root, "val"), limit_per_class=cfg.val_limit_per_class or cfg.limit_per_class)
-    if len(train) < batch_size:
-        raise DataError(f"{train.root}: the train split has {len(train)} images, fewer than one batch of {batch_size}")
-    return len(train)
+    val_limit = cfg.val_limit_per_class or cfg.limit_per_class
+    if cfg.kind == "folder" and cfg.split == "standard":
+        train = ImageFolderDataset(find_split(root, "train"), limit_per_class=cfg.limit_per_class)
+        ImageFolderDataset(find_split(root, "val"), limit_per_class=val_limit)
+        n, where = len(train), train.root
+    else:  # a published layout, or a zero-shot class split
+        zero_shot = cfg.split == "zero_shot"
+        n = len(samples_for(cfg.kind, root, "train", zero_shot, cfg.limit_per_class)[0])
+        samples_for(cfg.kind, root, "val", zero_shot, val_limit)
+        where = root
+    if n < batch_size:
+        raise DataError(f"{where}: the train split has {n} images, fewer than one batch of {batch_size}")
+    return n

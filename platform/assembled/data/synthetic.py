@@ -34,17 +34,25 @@ SPLIT_OFFSET = {"train": 0, "val": 1_000_003, "test": 2_000_029}
 CHUNK = 256
 
 
-def class_attributes(num_classes: int, seed: int = 0) -> torch.Tensor:
-    """(shape, texture, colour) index triples, distinct per class, fixed by the seed."""
-    total = len(SHAPES) * len(TEXTURES) * len(PALETTE)
+FINE_GRAINED_SHAPES = (
+    2  # fine-grained classes share the first shapes (disc, square); texture and colour tell them apart
+)
+
+
+def class_attributes(num_classes: int, seed: int = 0, fine_grained: bool = False) -> torch.Tensor:
+    """(shape, texture, colour) index triples, distinct per class, fixed by the seed.
+    ``fine_grained``: every class is a disc or a square, so classes differ in detail only."""
+    shapes = FINE_GRAINED_SHAPES if fine_grained else len(SHAPES)
+    total = shapes * len(TEXTURES) * len(PALETTE)
     if num_classes > total:
-        raise ValueError(f"synthetic data supports at most {total} classes, asked for {num_classes}")
+        kind = "fine-grained synthetic" if fine_grained else "synthetic"
+        raise ValueError(f"{kind} data supports at most {total} classes, asked for {num_classes}")
     g = torch.Generator().manual_seed(seed)
     # stride through combinations so that early classes differ in every attribute
     perm = torch.randperm(total, generator=g)[:num_classes]
-    shape = perm % len(SHAPES)
-    texture = (perm // len(SHAPES)) % len(TEXTURES)
-    colour = perm // (len(SHAPES) * len(TEXTURES))
+    shape = perm % shapes
+    texture = (perm // shapes) % len(TEXTURES)
+    colour = perm // (shapes * len(TEXTURES))
     return torch.stack([shape, texture, colour], 1)
 
 
@@ -160,13 +168,21 @@ class SyntheticShapes(InMemoryImages):
         split: str = "train",
         seed: int = 0,
         transform=None,
+        fine_grained: bool = False,
+        zero_shot: bool = False,
     ) -> None:
         if split not in SPLIT_OFFSET:
             raise ValueError(f"split must be one of {list(SPLIT_OFFSET)}, got {split!r}")
+        attrs = class_attributes(num_classes, seed, fine_grained)
+        names = [f"class_{i:03d}" for i in range(num_classes)]
+        if zero_shot:  # train on the first half of the classes; the second half is query and gallery
+            half = num_classes // 2
+            keep = slice(0, half) if split == "train" else slice(half, num_classes)
+            attrs, names = attrs[keep], names[keep]
+            num_classes = len(names)
         self.num_classes = num_classes
-        self.classes = [f"class_{i:03d}" for i in range(num_classes)]
+        self.classes = names
         self.transform = transform
-        attrs = class_attributes(num_classes, seed)
         g = torch.Generator().manual_seed(seed * 7919 + SPLIT_OFFSET[split])
         self.targets = (torch.arange(length) % num_classes)[torch.randperm(length, generator=g)]
         chunks = []

@@ -33,13 +33,19 @@ def train_transform(
         v2.RandomResizedCrop(size, scale=(min_scale, 1.0), ratio=(3 / 4, 4 / 3), antialias=True),
         v2.RandomHorizontalFlip(),
     ]
-    if autoaugment == "official":
-        ops.append(OfficialAutoAugment("imagenet"))
-    elif autoaugment == "torchvision":
-        ops.append(v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET))
-    elif autoaugment:
-        raise ValueError(f"autoaugment must be official or torchvision, got {autoaugment!r}")
-    return v2.Compose(ops + (_finish() if normalised else []))
+    return v2.Compose(ops + _autoaugment(autoaugment) + (_finish() if normalised else []))
+
+
+def _autoaugment(name: str | None) -> list:
+    """``official``: the official code's ImageNet policy; ``good``: its 95 CIFAR-10 sub-policies
+    (the FGVC fine-tuning's); ``torchvision``: v2.AutoAugment(IMAGENET)."""
+    if not name:
+        return []
+    if name in ("official", "good"):
+        return [OfficialAutoAugment("imagenet" if name == "official" else "good")]
+    if name == "torchvision":
+        return [v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET)]
+    raise ValueError(f"autoaugment must be official, good or torchvision, got {name!r}")
 
 
 def eval_resize(size: int) -> int:
@@ -75,5 +81,29 @@ def to_model_input(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
     return x
 
 
-def eval_transform(size: int) -> v2.Compose:
-    return v2.Compose([eval_geometry(size), *_finish()])
+def eval_transform(size: int, geometry: v2.Compose | None = None) -> v2.Compose:
+    return v2.Compose([geometry or eval_geometry(size), *_finish()])
+
+
+def reid_train_transform(size: int, autoaugment: str | None = None) -> v2.Compose:
+    """The official retrieval ('reid') training preprocessing: with probability 0.5 a square
+    resize to ``size`` (aspect ignored), else a square resize to int(size / 0.875) and a random
+    ``size`` crop; then a flip (and AutoAugment); uint8 out, as :func:`train_transform`."""
+    big = eval_resize(size)
+    ops: list = [
+        v2.ToImage(),
+        v2.RandomChoice(
+            [
+                v2.Resize((size, size), antialias=True),
+                v2.Compose([v2.Resize((big, big), antialias=True), v2.RandomCrop(size)]),
+            ]
+        ),
+        v2.RandomHorizontalFlip(),
+    ]
+    return v2.Compose(ops + _autoaugment(autoaugment))
+
+
+def reid_eval_geometry(size: int) -> v2.Compose:
+    """Retrieval evaluation: a square resize to int(size / 0.875) (the official 256 for 224), no crop."""
+    big = eval_resize(size)
+    return v2.Compose([v2.ToImage(), v2.Resize((big, big), antialias=True)])

@@ -9,9 +9,9 @@ from pathlib import Path
 def load_checkpoint_model(path: Path, model_override: str | None = None):
     import torch
 
-    from ..models import build_model
     from ..training import TrainConfig
     from ..training import checkpoint as ckpt
+    from ..training.transfer import build_network
 
     if not path.exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
@@ -21,7 +21,7 @@ def load_checkpoint_model(path: Path, model_override: str | None = None):
     cfg = TrainConfig.model_validate(state["config"])
     if model_override:
         cfg = cfg.model_copy(update={"model": model_override})
-    model = build_model(cfg.model, num_classes=state["num_classes"])
+    model = build_network(cfg, state["num_classes"])
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as e:

@@ -188,6 +188,23 @@ def evaluate_model(
     return result
 
 
+def retrieval_metrics(result, train_cfg: TrainConfig, cfg: EvalConfig, device: torch.device):
+    """A retrieval net's evaluation: Recall@K on the unseen classes (from its last epoch, or
+    measured now when the run is only re-evaluated), MACs and params. No mCE / mFR: the paper's
+    retrieval tables report Recall@K alone."""
+    from .retrieval import evaluate_recall
+
+    ks = train_cfg.head.recall_k
+    metrics = {k: v for k, v in result.metrics.items() if k.startswith("recall_at_")}
+    if len(metrics) < len(ks) or result.resumed_from >= train_cfg.optim.epochs:
+        loader = loader_for(val_dataset(train_cfg.data), 128, False, 0)
+        metrics = evaluate_recall(result.model, loader, device, ks)
+    size = train_cfg.data.eval_crop
+    metrics |= {"params": float(count_params(result.model)), "macs": float(count_macs(result.model, size))}
+    tags = {"eval_hash": cfg.identity(), "task": "retrieval", "recall_protocol": "cosine, every test image a query"}
+    return metrics, tags
+
+
 def suite_after_training(
     train_cfg: TrainConfig,
     robustness: str = "quick",
@@ -202,6 +219,11 @@ def suite_after_training(
         from ..tracking.store import retry_locked
 
         device = next(result.model.parameters()).device
+        if train_cfg.head.kind == "embedding":
+            metrics, tags = retrieval_metrics(result, train_cfg, cfg, device)
+            for k, v in tags.items():
+                retry_locked(lambda k=k, v=v: callback.client.set_tag(callback.run_id, k, v))
+            return metrics
         # a run that trained now has its top-1; one only re-evaluated is measured again
         trained_now = result.resumed_from < train_cfg.optim.epochs
         clean = {k: result.metrics[k] for k in ("top1", "top5") if k in result.metrics} if trained_now else None

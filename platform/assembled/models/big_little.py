@@ -72,7 +72,12 @@ class BigLittleResNet(nn.Module):
             stages.append(BigLittleStage(cin, width, counts[i], MERGE_STRIDES[i], cfg, drop_factory_for(i, cfg)))
             cin = width * EXPANSION
         width = w * 8
-        stages.append(block_layer(cin, width, counts[3], 2, cfg, "big_little", drop_factory_for(3, cfg)))
+        unstrided = cfg.last_stride == 1
+        stages.append(
+            block_layer(
+                cin, width, counts[3], cfg.last_stride, cfg, "big_little", drop_factory_for(3, cfg), True, unstrided
+            )
+        )
         self.stages = nn.Sequential(*stages)
         self.num_features = width * EXPANSION
         self.fc = nn.Linear(self.num_features, num_classes)

@@ -33,6 +33,7 @@ class Bottleneck(nn.Module):
         shortcut_style: str | None,
         drop_factory=None,
         last_relu: bool = True,
+        unstrided: bool = False,
     ) -> None:
         super().__init__()
         cout = width * EXPANSION
@@ -61,7 +62,9 @@ class Bottleneck(nn.Module):
         self.drop3 = _maybe(drop())
         self.se = SqueezeExcite(cout, cfg.se_reduction) if cfg.se else nn.Identity()
         self.shortcut = (
-            projection(cin, cout, stride, cfg, shortcut_style, drop()) if shortcut_style is not None else nn.Identity()
+            projection(cin, cout, stride, cfg, shortcut_style, drop(), unstrided)
+            if shortcut_style is not None
+            else nn.Identity()
         )
         self.relu = nn.ReLU(inplace=True)
 
@@ -83,12 +86,14 @@ def block_layer(
     shortcut_style: str,
     drop_factory=None,
     last_relu: bool = True,
+    unstrided: bool = False,
 ) -> nn.Sequential:
     """A stage: the first block projects (always, as in the official code) and strides.
 
     ``last_relu=False`` drops the final ReLU of the last block, as BigLittleNet's big branch
     does; the official code builds the first block apart and drops it only on the blocks after
-    it, so a one-block stage keeps its ReLU."""
+    it, so a one-block stage keeps its ReLU. ``unstrided``: a downsampling stage run at stride 1
+    (see :func:`~.layers.projection`)."""
     layers = []
     for i in range(blocks):
         layers.append(
@@ -100,6 +105,7 @@ def block_layer(
                 shortcut_style if i == 0 else None,
                 drop_factory,
                 last_relu or i < blocks - 1 or i == 0,
+                unstrided and i == 0,
             )
         )
     return nn.Sequential(*layers)

@@ -55,6 +55,11 @@ class ModelConfig(BaseModel):
     width_mult: float = Field(1.0, gt=0, description="MobileNet width; EfficientNet: on top of the variant's")
     depth_mult: float = Field(1.0, gt=0, description="EfficientNet: block repeats on top of the variant's")
     variant: Literal["b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7"] = "b0"
+    last_stride: Literal[1, 2] = Field(
+        2,
+        description="stride of the last stage; 1 keeps a 2x larger final map (image retrieval's 'no_downsample'); "
+        "the weights keep their keys, so a stride-2 backbone loads into it",
+    )
     official_tf: bool = Field(
         False,
         description="TF graph compatibility: 'SAME' stem max-pool padding (0 before, 1 after) and the stage-1 "
@@ -66,6 +71,8 @@ class ModelConfig(BaseModel):
         if self.arch == "resnet" and self.layers is None and self.depth not in RESNET_LAYERS:
             raise ValueError(f"depth must be one of {sorted(RESNET_LAYERS)} (or give layers), got {self.depth}")
         if self.arch != "resnet":
+            if self.last_stride != 2:
+                raise ValueError(f"last_stride applies to ResNets only, not {self.arch}")
             return self
         if self.aa_filter == 0 and (self.aa_maxpool or self.aa_proj):
             raise ValueError("aa_maxpool/aa_proj need aa_filter > 0")
@@ -91,6 +98,8 @@ class ModelConfig(BaseModel):
             d.pop("sk_5x5")
         if not self.official_tf:
             d.pop("official_tf")
+        if self.last_stride == 2:
+            d.pop("last_stride")
         return d
 
     def block_counts(self) -> tuple[int, int, int, int]:

@@ -49,17 +49,34 @@ def resnet_stem(cfg: ModelConfig) -> tuple[nn.Sequential, int]:
 
 
 def projection(
-    cin: int, cout: int, stride: int, cfg: ModelConfig, style: str, drop: DropBlock2d | None
+    cin: int,
+    cout: int,
+    stride: int,
+    cfg: ModelConfig,
+    style: str,
+    drop: DropBlock2d | None,
+    unstrided: bool = False,
 ) -> nn.Sequential:
     """Projection shortcut of a stage's first block, in one of three styles.
 
     - ``plain``: 1x1 conv with the stride (blurred first when aa_proj).
     - ``resnet_d``: 2x2 average pool then 1x1 conv at stride 1 (He et al. 2019, "Bag of Tricks").
     - ``big_little``: 3x3 average pool (pad 1, padding counted) then 1x1 conv, as in bL-ResNet.
+
+    ``unstrided``: a stage that would stride but does not (``last_stride: 1``) keeps its pool
+    at stride 1 ('SAME' 2x2 for ResNet-D, as the official no_downsample), so the conv and BN keep
+    their keys and a stride-2 backbone's weights load.
     """
     layers: list[nn.Module] = []
     conv_stride = stride
-    if stride > 1:
+    if unstrided and stride == 1:
+        if style == "resnet_d":
+            layers.append(SameAvgPool2x2())
+        elif style == "big_little":
+            layers.append(nn.AvgPool2d(3, 1, padding=1, count_include_pad=True))
+        elif cfg.anti_alias and cfg.aa_proj:
+            layers.append(BlurPool2d(cin, cfg.aa_filter, 1))
+    elif stride > 1:
         if style == "resnet_d":
             layers.append(nn.AvgPool2d(2, stride, ceil_mode=True, count_include_pad=False))
             conv_stride = 1

@@ -33,9 +33,13 @@ class ResNet(nn.Module):
         self.stem, cin = resnet_stem(cfg)
         style = "resnet_d" if cfg.avg_down else "plain"
         stages = []
-        for i, (blocks, stride) in enumerate(zip(cfg.block_counts(), (1, 2, 2, 2), strict=True)):
+        strides = (1, 2, 2, cfg.last_stride)
+        for i, (blocks, stride) in enumerate(zip(cfg.block_counts(), strides, strict=True)):
             width = cfg.width * 2**i
-            stages.append(block_layer(cin, width, blocks, stride, cfg, style, drop_factory_for(i, cfg)))
+            unstrided = i == 3 and stride == 1
+            stages.append(
+                block_layer(cin, width, blocks, stride, cfg, style, drop_factory_for(i, cfg), True, unstrided)
+            )
             cin = width * EXPANSION
         self.stages = nn.Sequential(*stages)
         self.num_features = cin

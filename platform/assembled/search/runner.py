@@ -92,17 +92,19 @@ def finished_runs(plan: Plan, uri: str) -> dict:
     return {k: r for k, r in runs.items() if r.info.status == "FINISHED"}
 
 
-def teacher_run(plan: Plan, opts: SearchOptions, uri: str) -> str | None:
-    """A KD row distils from its teacher row's finished run (a search does not train it): its id,
-    checked before anything is created."""
-    teacher = plan.rows[opts.row].teacher
-    if not teacher:
+def dependency_run(plan: Plan, opts: SearchOptions, uri: str, role: str) -> str | None:
+    """A KD row distils from its teacher row's finished run, a transfer row fine-tunes its
+    backbone row's (a search trains neither): that run's id, checked before anything is created."""
+    unit = plan.rows[opts.row].teacher if role == "teacher" else plan.rows[opts.row].backbone
+    if not unit:
         return None
-    run = finished_runs(plan, uri).get(teacher)
+    run = finished_runs(plan, uri).get(unit)
     if run is None:
+        verb = "distils from" if role == "teacher" else "fine-tunes the backbone"
         raise ConfigError(
-            f"row {opts.row} distils from {teacher}, which has no finished run with this profile: run "
-            f"`assembled ablation {opts.table} --rows {teacher} --profile {opts.profile}` first"
+            f"row {opts.row} {verb} {unit}, which has no finished run with this profile: run "
+            f"`assembled ablation {opts.table} --rows {opts.row} --profile {opts.profile}` first "
+            f"(it trains {unit} too)"
         )
     return run.info.run_id
 
@@ -116,7 +118,8 @@ def run_search(opts: SearchOptions) -> SearchResult:
     objective = Objective.parse(opts.objective)
     space = choose_space(opts, plan)
     uri = tracking_uri()
-    teacher = teacher_run(plan, opts, uri)
+    teacher = dependency_run(plan, opts, uri, "teacher")
+    backbone = dependency_run(plan, opts, uri, "backbone")
     url = opts.storage or default_storage(uri)
     name = opts.study or f"{plan.experiment}-{opts.row}-{opts.profile}-{'+'.join(objective.metrics)}"
     base_cfg = plan.rows[opts.row].cfg
@@ -150,7 +153,7 @@ def run_search(opts: SearchOptions) -> SearchResult:
         recorder = SearchRecorder(f"search-{plan.experiment}", name, uri, tags)
         recorder.open()
         search = _Search(opts, plan, objective, space, study, url, pruner, recorder, workdir)
-        search.teacher_run = teacher
+        search.teacher_run, search.backbone_run = teacher, backbone
         return search.execute()
 
 
@@ -161,6 +164,7 @@ class _Search:
         self.executor = RayExecutor(opts.address, workdir / "ray", f"search-{plan.experiment}")
         self.result = SearchResult(study.study_name, url, recorder.experiment, recorder.parent_id, 0)
         self.teacher_run: str | None = None
+        self.backbone_run: str | None = None
 
     def execute(self) -> SearchResult:
         return run_recorded(self._body, self._end, "run the same command to continue the study")
@@ -269,6 +273,7 @@ class _Search:
             threads=trial_threads(self.plan.profile.resources, self.resources),
             prune=link,
             teacher_run=self.teacher_run,
+            backbone_run=self.backbone_run,
             workers=self.plan.profile.resources.workers,
             worker_resources=self.resources,
             storage=join_uri(self.executor.storage, "train"),

@@ -46,9 +46,42 @@ class RegConfig(BaseModel):
     mixup_alpha: float = Field(0.0, ge=0)
     mixup_type: Literal[1, 2] = 1
     dropblock_keep_prob: float = Field(0.9, gt=0, le=1, description="final keep_prob of the linear 1.0 -> kp schedule")
+    dropblock_start_keep_prob: float = Field(
+        1.0, gt=0, le=1, description="first keep_prob of the schedule (fine-tuning: 0.9, as the FGVC script)"
+    )
     kd_temperature: float = Field(0.0, ge=0, description="0 disables distillation")
     teacher_logits: str | None = Field(None, description="path of cached teacher logits (.pt) for KD")
     teacher: str | None = Field(None, description="identity of the teacher (its config hash): part of this run's")
+
+
+class HeadConfig(BaseModel):
+    """What the network ends in: the classifier, or the retrieval embedding (models/retrieval.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["classifier", "embedding"] = "classifier"
+    dim: int = Field(1536, ge=2, description="embedding size (the paper's 1536)")
+    loss: Literal["arcface", "softmax"] = "arcface"
+    arc_margin: float = Field(0.3, ge=0, lt=3.14, description="the paper's 0.3")
+    arc_scale: float = Field(80.0, gt=0, description="not stated in the paper; the official flag's default")
+    gem_p: float = Field(3.0, gt=0, description="GeM's initial p")
+    recall_k: tuple[int, ...] = Field((1, 2, 4, 8), description="Recall@K reported (SOP: 1, 10, 100, 1000)")
+
+
+class TransferConfig(BaseModel):
+    """Fine-tuning from a trained backbone (the official WarmStartHook): every layer but the head
+    loaded strictly; BN statistics restart (the official restores trainable variables only)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backbone: str = Field(description="identity of the backbone: its run's config hash or its checkpoint's sha256")
+    checkpoint: str | None = Field(None, description="local checkpoint path, filled in when the trial starts")
+    bn_stats: Literal["reset", "keep"] = Field("reset", description="reset: as the official fine-tuning")
+    bn_momentum: Literal["auto"] | float | None = Field(
+        "auto",
+        description="auto: the paper's max(1 - 10/s, 0.9) with s the steps per epoch (PyTorch's momentum is 1 minus "
+        "it); a number sets PyTorch's momentum; null keeps the model's",
+    )
 
 
 class TrainConfig(BaseModel):
@@ -68,6 +101,8 @@ class TrainConfig(BaseModel):
     eval_every: int = Field(1, ge=1)
     threads: int | None = Field(None, ge=1, description="torch intra-op threads on CPU")
     sync_bn: bool = Field(False, description="data-parallel trials: BatchNorm statistics over the global batch")
+    head: HeadConfig = HeadConfig()
+    transfer: TransferConfig | None = Field(None, description="fine-tune from a trained backbone")
 
     @field_validator("model")
     @classmethod
@@ -81,6 +116,11 @@ class TrainConfig(BaseModel):
         B = self.optim.batch_size
         if self.reg.mixup_alpha > 0 and self.reg.mixup_type == 2 and B % 2:
             raise ValueError(f"mixup_type 2 pairs the two halves of a batch: optim.batch_size must be even, got {B}")
+        if self.head.kind == "embedding":
+            if self.model_config_resolved().arch != "resnet":
+                raise ValueError("head.kind embedding (image retrieval) needs a ResNet model")
+            if self.head.loss == "arcface" and self.reg.mixup_alpha > 0:
+                raise ValueError("head.loss arcface puts its margin on one class per image: it cannot take mixup")
         if self.data.kind == "synthetic" and self.data.train_size < B:
             raise ValueError(f"data.train_size {self.data.train_size} is smaller than one batch (optim.batch_size {B})")
         return self
@@ -100,8 +140,23 @@ class TrainConfig(BaseModel):
             d.pop("sync_bn")
         if d["amp_dtype"] == "bf16":
             d.pop("amp_dtype")
+        # fields added later leave the identity of runs that do not use them unchanged
+        if self.head == HeadConfig():
+            d.pop("head")
+        if d["transfer"] is None:
+            d.pop("transfer")
+        else:
+            d["transfer"].pop("checkpoint")
+        if self.reg.dropblock_start_keep_prob == 1.0:
+            d["reg"].pop("dropblock_start_keep_prob")
+        for key, default in DATA_DEFAULTS.items():
+            if d["data"].get(key) == default:
+                d["data"].pop(key)
         blob = json.dumps(d, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+DATA_DEFAULTS = {"split": "standard", "fine_grained": False, "preprocessing": "imagenet"}
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -26,15 +26,17 @@ from ..data import train_dataset, val_dataset
 from ..data.folder import DataError, skipped_files
 from ..data.mixup import mixup_pairs, sample_lambda
 from ..data.transforms import to_model_input
-from ..models import build_model, set_keep_prob
+from ..evaluation.retrieval import evaluate_recall
+from ..models import set_keep_prob
 from . import checkpoint as ckpt
 from . import rng
 from .callbacks import notify
 from .config import TrainConfig
 from .distributed import ShardSampler, average_buffers, mean_across_ranks, unwrap, world, wrap
-from .losses import distillation, smooth, soft_cross_entropy, teacher_probabilities
+from .losses import arc_margin, distillation, smooth, soft_cross_entropy, teacher_probabilities
 from .optim import build_optimizer
 from .schedules import keep_prob, learning_rate
+from .transfer import build_network, load_backbone, set_bn_momentum
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +215,12 @@ class Trainer:
         val_loader = loader_for(val_ds, max(cfg.optim.batch_size, 64), False, cfg.data.num_workers)
         teacher = self._teacher(len(train_ds), num_classes)
 
-        model = build_model(cfg.model, num_classes=num_classes).to(dev)
+        model = build_network(cfg, num_classes)
+        steps_per_epoch = len(train_ds) // cfg.optim.batch_size
+        if cfg.transfer is not None:  # weights first; a resumed run's own checkpoint then replaces them
+            load_backbone(model, cfg.transfer)
+            set_bn_momentum(model, cfg.transfer, steps_per_epoch)
+        model = model.to(dev)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         opt = build_optimizer(model, cfg.optim)
@@ -224,7 +231,6 @@ class Trainer:
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model = wrap(model, dev)  # DDP in a process group (after loading: keys stay unprefixed)
         last = self.workdir / ckpt.LAST
-        steps_per_epoch = len(train_ds) // cfg.optim.batch_size
         notify(
             self.callbacks,
             "on_train_start",
@@ -244,9 +250,9 @@ class Trainer:
             average_buffers(model)
             if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.optim.epochs:
                 # every rank holds the same weights: each evaluates alone (no collective to wait on)
-                metrics |= evaluate_top1(unwrap(model), val_loader, dev, self.amp, self.channels_last, self.amp_dtype)
-                if not math.isfinite(metrics["val_loss"]):
-                    raise TrainingDiverged(f"validation loss is {metrics['val_loss']} at epoch {epoch + 1}")
+                metrics |= self._evaluate(unwrap(model), val_loader)
+                if not math.isfinite(metrics.get("val_loss", metrics.get("recall_at_1", 0.0))):
+                    raise TrainingDiverged(f"validation is not finite at epoch {epoch + 1}: {metrics}")
             skipped = skipped_files(self.workdir / SKIP_LOG)
             if skipped:
                 metrics["skipped_images"] = float(len(skipped))
@@ -262,6 +268,12 @@ class Trainer:
         end = {"metrics": metrics, "checkpoint": result.checkpoint, "skipped": skipped}
         notify(self.callbacks, "on_train_end", end)
         return result
+
+    def _evaluate(self, model, val_loader) -> dict[str, float]:
+        """Top-1 of a classifier; Recall@K of a retrieval net (its val split: unseen classes)."""
+        if self.cfg.head.kind == "embedding":
+            return evaluate_recall(model, val_loader, self.device, self.cfg.head.recall_k, self.amp, self.amp_dtype)
+        return evaluate_top1(model, val_loader, self.device, self.amp, self.channels_last, self.amp_dtype)
 
     def _state(self, model, opt, epoch: int, history: list, num_classes: int) -> dict:
         return {
@@ -313,7 +325,8 @@ class Trainer:
             for g in opt.param_groups:
                 g["lr"] = lr
             if uses_dropblock:
-                set_keep_prob(model, keep_prob(step, total_steps, cfg.reg.dropblock_keep_prob))
+                kp = keep_prob(step, total_steps, cfg.reg.dropblock_keep_prob, cfg.reg.dropblock_start_keep_prob)
+                set_keep_prob(model, kp)
             x = to_model_input(x, dev)  # uint8 from the loader, normalised here
             y = y.to(dev, non_blocking=True)
             parts = [x, F.one_hot(y, num_classes).float()]
@@ -329,6 +342,8 @@ class Trainer:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(dev.type, dtype=self.amp_dtype, enabled=self.amp):
                 logits = model(x)
+            if cfg.head.kind == "embedding" and cfg.head.loss == "arcface":  # cosines -> margin logits
+                logits = arc_margin(logits, y, cfg.head.arc_scale, cfg.head.arc_margin)
             loss = soft_cross_entropy(logits, target)
             if teacher is not None:
                 loss = loss + distillation(logits, parts[2], cfg.reg.kd_temperature)
