@@ -53,9 +53,13 @@ def _empty(fig: go.Figure, text: str) -> go.Figure:
 
 
 def paper_vs_measured(df: pd.DataFrame) -> go.Figure:
-    fig = make_subplots(rows=2, cols=2, subplot_titles=list(METRIC_TITLES.values()), vertical_spacing=0.2)
+    """Top-1, mCE, mFR and throughput; a retrieval table's Recall@1 in top-1's place."""
+    titles = dict(METRIC_TITLES)
+    if "recall_at_1" in df and "top1" not in df:
+        titles = {"recall_at_1": "Recall@1 (%)", **{k: v for k, v in titles.items() if k != "top1"}}
+    fig = make_subplots(rows=2, cols=2, subplot_titles=list(titles.values()), vertical_spacing=0.2)
     x = labels(df)
-    for i, metric in enumerate(METRIC_TITLES):
+    for i, metric in enumerate(titles):
         r, c = divmod(i, 2)
         for name, col, color in (("paper", f"paper_{metric}", PAPER), ("measured", metric, MEASURED)):
             fig.add_trace(

@@ -324,10 +324,9 @@ def test_transfer_tables_run_and_share_each_backbone(ablation_env):
     for rid in ("S0", "S2"):
         assert s_runs[rid].info.status == "FINISHED"
         assert 0 <= s_runs[rid].data.metrics["recall_at_1"] <= 100
-        assert (
-            s_runs[rid].data.tags["backbone_hash"]
-            == s_runs["table07:E0" if rid == "S0" else "table06:T2"].data.tags["config_hash"]
-        )
+        backbone = s_runs["table07:E0" if rid == "S0" else "table06:T2"]
+        assert s_runs[rid].data.tags["backbone_hash"] == backbone.data.tags["config_hash"]
+        assert s_runs[rid].data.tags["backbone_run"] == backbone.info.run_id
     second = run_ablation("10", "smoke", workdir=tmp / "runs", ablations_dir=root, rows=["F0", "F2"])
     assert sorted(second.ran) == ["F0", "F2"], second.ran  # the backbones were not trained again
     assert sorted(second.skipped) == ["table06:T2", "table07:E0"]

@@ -188,6 +188,10 @@ def _prepare(spec: TrialSpec, rank: int) -> tuple[TrainConfig, Path]:
         logits, _ = ensure_logits(client(spec.uri), spec.teacher_run, cfg, workdir.parent / "teacher_logits")
         cfg = cfg.model_copy(update={"reg": cfg.reg.model_copy(update={"teacher_logits": str(logits)})})
     if spec.backbone_run and cfg.transfer is not None:
+        from ..tracking.store import client, retry_locked
+
+        # the run it fine-tunes (tag backbone_hash, set with the run, is that run's config hash)
+        retry_locked(lambda: client(spec.uri).set_tag(spec.run_id, "backbone_run", spec.backbone_run))
         weights = _fetch_backbone(spec.uri, spec.backbone_run, workdir.parent / "backbones")
         cfg = cfg.model_copy(update={"transfer": cfg.transfer.model_copy(update={"checkpoint": str(weights)})})
     return cfg, workdir
