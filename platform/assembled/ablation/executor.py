@@ -94,16 +94,8 @@ class RayExecutor:
         outcomes: dict[str, Outcome] = {}
         for res in tuner.fit():
             spec = (res.config or {}).get("trial")
-            if spec is None:
-                continue
-            m = res.metrics or {}
-            if res.error is None and m.get("finished") and not m.get("failed"):
-                outcomes[spec.row] = Outcome("finished", m.get("run_id") or spec.run_id)
-            elif res.error is None and m.get("pruned"):
-                outcomes[spec.row] = Outcome("pruned", spec.run_id, m.get("reason", "pruned"))
-            else:
-                reason = m.get("reason") or (_last_line(res.error) if res.error else "the trial reported no result")
-                outcomes[spec.row] = Outcome("failed", spec.run_id, reason)
+            if spec is not None:
+                outcomes[spec.row] = outcome(spec, res.metrics or {}, _last_line(res.error) if res.error else None)
         for spec in specs:
             outcomes.setdefault(spec.row, Outcome("failed", spec.run_id, "Ray returned no result for this trial"))
         return outcomes
@@ -138,6 +130,16 @@ class RayExecutor:
         if self.connected:
             ray.shutdown()
             self.connected = False
+
+
+def outcome(spec: TrialSpec, last: dict, error: str | None = None) -> Outcome:
+    """A trial's outcome from its last report; ``error``: why the trial itself raised, if it did
+    (Ray's retries spent). The same for every executor."""
+    if error is None and last.get("finished") and not last.get("failed"):
+        return Outcome("finished", last.get("run_id") or spec.run_id)
+    if error is None and last.get("pruned"):
+        return Outcome("pruned", spec.run_id, last.get("reason", "pruned"))
+    return Outcome("failed", spec.run_id, last.get("reason") or error or "the trial reported no result")
 
 
 STORAGE_ENV = "ASSEMBLED_RAY_STORAGE"

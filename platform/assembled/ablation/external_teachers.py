@@ -19,7 +19,8 @@ from ..models.registry import resolve_config
 from .spec import PaperNumbers, ResolvedRow, load_table, table_path
 
 
-def _other_table(spec: str, here: Path, ablations_dir: Path) -> Path:
+def other_table(spec: str, here: Path, ablations_dir: Path) -> Path:
+    """``5`` / ``table05`` -> ablations/table05.yaml; another name is a file beside ``here``."""
     if spec.isdigit() or (spec.startswith("table") and spec[5:].isdigit()):
         return table_path(spec, ablations_dir)
     return here.parent / spec
@@ -62,7 +63,7 @@ def external_teachers(
             teacher_of[r.id] = rid
         elif ":" in (r.kd.row or ""):
             spec, row_id = r.kd.row.rsplit(":", 1)
-            other = _other_table(spec, path, ablations_dir)
+            other = other_table(spec, path, ablations_dir)
             if not other.exists():
                 raise ConfigError(f"{where}.row': teacher table {other} does not exist")
             _, other_rows = load_table(other)

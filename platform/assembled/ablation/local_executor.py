@@ -13,7 +13,7 @@ import copy
 import os
 from pathlib import Path
 
-from .executor import Outcome, _store_logits
+from .executor import Outcome, _store_logits, outcome
 from .progress import Lines, Tally
 from .trial import RETRYABLE, TrialSpec, _train
 
@@ -66,11 +66,7 @@ class LocalExecutor:
                 if attempt == max_failures:
                     final = {"failed": 1, "reason": f"{type(e).__name__}: {e}"[:500]}
                     lines.result(spec.row, {"row": spec.row, **final})
-        if final.get("finished"):
-            return Outcome("finished", final.get("run_id") or spec.run_id)
-        if final.get("pruned"):
-            return Outcome("pruned", spec.run_id, final.get("reason", "pruned"))
-        return Outcome("failed", spec.run_id, final.get("reason", "the trial reported no result"))
+        return outcome(spec, final)
 
     def measure_throughput(self, jobs: dict, reference: dict, reference_size: int, batch: int, repeats: int, gpu: bool):
         from ..evaluation.throughput import measure_architectures

@@ -94,6 +94,10 @@ class Plan:
         """unit key -> (row id, config hash): how a unit's run is found in MLflow."""
         return {k: (u.id, u.cfg.config_hash()) for k, u in self.rows.items()}
 
+    def is_reference(self, unit: PlannedRow) -> bool:
+        """Shown, not judged: a reference model, or a row of another table (a teacher, a backbone)."""
+        return unit.row.reference or unit.id not in self.table_rows
+
     def units_of(self, row: str) -> list[PlannedRow]:
         return sorted((u for u in self.rows.values() if u.id == row), key=lambda u: u.repeat)
 
@@ -169,8 +173,8 @@ def _add_transfer_rows(
             cfg = transfer_config(r, table, prof, profile, model, data, path)
             transfer = cfg.transfer.model_copy(update={"backbone": f"sha256:{digest}", "checkpoint": file})
             planned[r.id] = PlannedRow(r, cfg.model_copy(update={"transfer": transfer}))
-    order = [r.id for r in resolved] + [k for k in planned if k not in {r.id for r in resolved}]
-    return {k: planned[k] for k in order}
+    own = {r.id: planned[r.id] for r in resolved}  # the table's rows first, in its order
+    return own | {k: u for k, u in planned.items() if k not in own}
 
 
 def _checkpoint_model(file: str, where: Path, rid: str) -> dict:

@@ -32,6 +32,9 @@ class Tally:
         )
 
 
+nan = float("nan")
+
+
 class Lines:
     """What the driver prints for each trial event: keyed by the trial (any hashable id)."""
 
@@ -89,9 +92,6 @@ class Lines:
     def error(self, row: str, why: str) -> None:
         self._say(f"[{row}] error: {why}")
         self._overall(ended=1, failed=True)
-
-
-nan = float("nan")
 
 
 def _headline(result: dict) -> str:

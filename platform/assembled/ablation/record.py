@@ -189,7 +189,7 @@ class Recorder:
             "table": str(plan.table.table),
             "profile": plan.profile_name,
             "kind": "trial",
-            "reference": str(prow.row.reference or prow.id not in plan.table_rows).lower(),
+            "reference": str(plan.is_reference(prow)).lower(),
             **({"kd_teacher": plan.rows[prow.teacher].id} if prow.teacher else {}),
             **({"backbone": plan.rows[prow.backbone].id} if prow.backbone else {}),
             **({"backbone_hash": prow.cfg.transfer.backbone} if prow.cfg.transfer else {}),
@@ -270,7 +270,7 @@ def manifest(plan: Plan) -> dict:
                 "id": u.id,
                 "title": u.row.title,
                 "base": u.row.base,
-                "reference": u.row.reference or u.id not in plan.table_rows,  # rows of other tables too
+                "reference": plan.is_reference(u),
                 "table_row": u.id in plan.table_rows,
                 "paper_epochs": u.row.epochs,
                 "epochs": u.cfg.optim.epochs,

@@ -90,9 +90,6 @@ class Row(BaseModel):
     transfer: dict[str, Any] | None = Field(None, description="TransferConfig overrides (bn_stats, bn_momentum)")
 
 
-TASKS = ("classification", "fgvc", "retrieval")
-
-
 class Table(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

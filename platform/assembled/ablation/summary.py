@@ -189,8 +189,10 @@ def build_summary(manifest: dict, units: pd.DataFrame) -> pd.DataFrame:
         rec["throughput_ratio_r50"] = m.get("throughput_ratio_r50")
         rec["gmacs"] = m["macs"] / 1e9 if pd.notna(m.get("macs")) else None
         rec["params_m"] = m["params"] / 1e6 if pd.notna(m.get("params")) else None
-        if baseline and baseline in means and not (r.get("reference") and ":" in rid):
-            _vs_baseline(rec, m, means[baseline], baseline)  # not rows of other tables (other data)
+        # a transfer table's backbones (not its rows) saw other data: their errors do not compare
+        other_data = manifest.get("task", "classification") != "classification" and not r.get("table_row", True)
+        if baseline and baseline in means and not other_data:
+            _vs_baseline(rec, m, means[baseline], baseline)
         if rid in against:
             _gain(rec, r, mine, against[rid], values.get(against[rid]), manifest)
         if manifest.get("kind") == "stacked" and baseline in values and rid != baseline and not r.get("reference"):

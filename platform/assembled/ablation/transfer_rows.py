@@ -26,9 +26,10 @@ from pydantic import ValidationError
 from ..config_io import ConfigError, describe
 from ..data.layouts import detect_kind
 from ..training import TrainConfig
-from ..training.transfer import BackboneMismatch, backbone_of, build_network
+from ..training.transfer import backbone_of, build_network
+from .external_teachers import other_table
 from .profiles import Profile, train_config
-from .spec import ResolvedRow, Table, load_table, table_path
+from .spec import ResolvedRow, Table, load_table
 
 
 @dataclass
@@ -38,12 +39,6 @@ class Imported:
     rows: dict[str, tuple[ResolvedRow, Table]] = field(default_factory=dict)
     teacher_of: dict[str, str] = field(default_factory=dict)  # imported student -> imported teacher
     backbone_of: dict[str, str] = field(default_factory=dict)  # transfer row -> backbone row id
-
-
-def _other_table(spec: str, here: Path, ablations_dir: Path) -> Path:
-    if spec.isdigit() or (spec.startswith("table") and spec[5:].isdigit()):
-        return table_path(spec, ablations_dir)
-    return here.parent / spec
 
 
 def import_backbones(path: Path, rows: list[ResolvedRow], ablations_dir: Path, prof: Profile) -> Imported:
@@ -56,7 +51,7 @@ def import_backbones(path: Path, rows: list[ResolvedRow], ablations_dir: Path, p
             out.backbone_of[r.id] = ref
             continue
         spec, row_id = ref.rsplit(":", 1)
-        other = _other_table(spec, path, ablations_dir)
+        other = other_table(spec, path, ablations_dir)
         if not other.exists():
             raise ConfigError(f"{path}: row {r.id}: key 'backbone.row': table {other} does not exist")
         table, other_rows = load_table(other)
@@ -119,11 +114,13 @@ def transfer_config(
 ) -> TrainConfig:
     """A transfer row's config: the backbone's network with the row's switches, its dataset, its
     head; ``transfer.backbone`` is bound to the backbone's identity afterwards (plan.py)."""
-    model = backbone_model if isinstance(backbone_model, dict) else {"name": backbone_model}
+
+    def as_dict(m: dict[str, Any] | str) -> dict[str, Any]:
+        return m if isinstance(m, dict) else {"name": m}
+
     # the backbone's architecture, not its training regularisers: DropBlock during fine-tuning is
     # the row's own switch (F9 fine-tunes E11's network without it, F10 adds it)
-    model = {**model, "dropblock": False}
-    model = {**model, **(row.model if isinstance(row.model, dict) else {"name": row.model} if row.model else {})}
+    model = {**as_dict(backbone_model), "dropblock": False, **as_dict(row.model)}
     merged = row.model_copy(update={"model": model})
     cfg = train_config(merged, table, prof, None, data_base=dataset_data(row, prof, profile_name, data))
     head = dict(row.head)
@@ -166,4 +163,4 @@ def check_fits(row_id: str, cfg: TrainConfig, backbone: TrainConfig, where: Path
         )
 
 
-__all__ = ["BackboneMismatch", "Imported", "check_fits", "checkpoint_identity", "import_backbones", "transfer_config"]
+__all__ = ["Imported", "check_fits", "checkpoint_identity", "import_backbones", "transfer_config"]

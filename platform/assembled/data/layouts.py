@@ -31,7 +31,6 @@ TORCHVISION = {
     "fgvc_aircraft": ("FGVCAircraft", "fgvc-aircraft-2013b", "trainval", "test"),
     "oxford_pets": ("OxfordIIITPet", "oxford-iiit-pet", "trainval", "test"),
 }
-RETRIEVAL_KINDS = ("cub200", "cars196", "sop")
 
 
 def _torchvision_split(kind: str, root: Path, split: str) -> Split:
@@ -87,22 +86,22 @@ def _sop(root: Path, split: str) -> Split:
     return [(base / r[3], label[int(r[1])]) for r in rows], [str(c) for c in ids]
 
 
-def _folder(root: Path, split: str, limit: int | None) -> Split:
+def _folder(root: Path, split: str) -> Split:
     if split == "all":
-        train, classes = folder_samples(find_split(root, "train"), limit)
-        val, val_classes = folder_samples(find_split(root, "val"), limit)
+        train, classes = folder_samples(find_split(root, "train"))
+        val, val_classes = folder_samples(find_split(root, "val"))
         if val_classes != classes:
             raise DataError(f"{root}: train/ and val/ have different class folders")
         return train + val, classes
-    return folder_samples(find_split(root, split), limit)
+    return folder_samples(find_split(root, split))
 
 
-def published_split(kind: str, root: Path, split: str, limit: int | None = None) -> Split:
+def published_split(kind: str, root: Path, split: str) -> Split:
     """``split``: train, val (the published test split) or all (both, for zero-shot)."""
     if not root.exists():
         raise DataError(f"data path does not exist: {root}")
     if kind == "folder":
-        return _folder(root, split, limit)
+        return _folder(root, split)
     if kind == "cub200":
         return _cub(root, split)
     if kind in TORCHVISION or kind == "cars196":

@@ -34,9 +34,8 @@ SPLIT_OFFSET = {"train": 0, "val": 1_000_003, "test": 2_000_029}
 CHUNK = 256
 
 
-FINE_GRAINED_SHAPES = (
-    2  # fine-grained classes share the first shapes (disc, square); texture and colour tell them apart
-)
+# fine-grained classes share the first shapes (disc, square); texture and colour tell them apart
+FINE_GRAINED_SHAPES = 2
 
 
 def class_attributes(num_classes: int, seed: int = 0, fine_grained: bool = False) -> torch.Tensor:

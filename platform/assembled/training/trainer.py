@@ -251,8 +251,9 @@ class Trainer:
             if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.optim.epochs:
                 # every rank holds the same weights: each evaluates alone (no collective to wait on)
                 metrics |= self._evaluate(unwrap(model), val_loader)
-                if not math.isfinite(metrics.get("val_loss", metrics.get("recall_at_1", 0.0))):
-                    raise TrainingDiverged(f"validation is not finite at epoch {epoch + 1}: {metrics}")
+                key = f"recall_at_{self.cfg.head.recall_k[0]}" if self.cfg.head.kind == "embedding" else "val_loss"
+                if not math.isfinite(metrics[key]):
+                    raise TrainingDiverged(f"validation {key} is {metrics[key]} at epoch {epoch + 1}")
             skipped = skipped_files(self.workdir / SKIP_LOG)
             if skipped:
                 metrics["skipped_images"] = float(len(skipped))
