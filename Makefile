@@ -19,7 +19,7 @@ install: $(BIN)/assembled
 $(BIN)/assembled: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,video]'
 	# frost photographs for the corruption suite: package data only (its imports need removed pkg_resources)
 	$(BIN)/pip install --quiet --no-deps imagecorruptions==1.1.2
 	touch $@

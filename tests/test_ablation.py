@@ -110,6 +110,10 @@ BAD = {
         "rows:\n  - {id: A, model: resnet50, kd: {row: Q}}\n",
         "row A: key 'kd.row': teacher row Q is not in this table",
     ),
+    "judged against a missing row": (
+        "rows:\n  - {id: A, model: resnet50}\n  - {id: B, base: A, vs: Z}\n",
+        "row B: key 'vs': 'Z' is not another row of this table",
+    ),
     "bad regulariser value": (
         "rows:\n  - {id: A, model: resnet50, reg: {label_smoothing: 2}}\n",
         "row A: key 'reg.label_smoothing'",
@@ -131,6 +135,18 @@ def test_schema_errors_name_file_row_key(tmp_path, case):
 def test_shipped_tables_validate(n):
     table, rows = load_table(ROOT / "ablations" / f"table{n:02d}.yaml")
     assert rows and all(r.paper.top1 for r in rows if not r.id.startswith("Teacher"))
+
+
+@pytest.mark.parametrize("n", [11, 13])
+def test_transfer_tables_judge_rows_within_their_dataset(n):
+    from assembled.ablation.summary import comparisons
+
+    table, rows = load_table(ROOT / "ablations" / f"table{n}.yaml")
+    manifest = {"kind": table.kind, "rows": [{"id": r.id, "base": r.base, "vs": r.vs} for r in rows]}
+    judged = comparisons(manifest)
+    dataset = {r.id: r.dataset for r in rows}
+    assert all(dataset[row] == dataset[against] for row, against in judged.items()), judged
+    assert sorted(judged) == sorted(r.id for r in rows if r.id.endswith("_asm"))
 
 
 def _bound_trials(table_text: str, tmp_path, profile: str = "smoke"):

@@ -120,3 +120,85 @@ def test_jpeg_step_only_where_the_sets_were_released_as_jpeg(size, jpeg):
     corruption_errors(off, u8, torch.zeros(4, dtype=torch.long), ["fog"], torch.device("cpu"), released_jpeg=False)
     assert torch.allclose(off.seen[0] * std + mean, raw, atol=1e-5)
     assert EvalConfig().released_jpeg and EvalConfig(released_jpeg=False).identity() != EvalConfig().identity()
+
+
+def _script_glass_scan(x: np.ndarray, d: int, offsets: list[np.ndarray]) -> np.ndarray:
+    """make_imagenet_c.py's glass-blur loop, verbatim in behaviour: `x[p], x[q] = x[q], x[p]`
+    on numpy views, which copies q into p and leaves q as it was."""
+    x = x.copy()
+    h_max, w_max = x.shape[:2]
+    for off in offsets:
+        for i, h in enumerate(range(h_max - d, d, -1)):
+            for j, w in enumerate(range(w_max - d, d, -1)):
+                dy, dx = off[0, i, j], off[1, i, j]
+                x[h, w], x[h + dy, w + dx] = x[h + dy, w + dx], x[h, w]
+    return x
+
+
+@pytest.mark.parametrize("h,w,d,iters", [(20, 17, 2, 2), (32, 32, 1, 3), (40, 40, 4, 2)])
+def test_glass_blur_scan_is_the_scripts_sequential_copies(h, w, d, iters):
+    x = np.random.default_rng(h).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    g = torch.Generator().manual_seed(d)
+    offsets = [
+        torch.randint(-d, d, (1, 2, len(ops.glass_scan(h, d)), len(ops.glass_scan(w, d))), generator=g)
+        for _ in range(iters)
+    ]
+    src = torch.arange(h * w).expand(1, h * w)
+    for off in offsets:
+        src = src.gather(1, ops.sequential_copy_index(h, w, d, off))
+    ours = torch.from_numpy(x).reshape(h * w, 3)[src[0]].reshape(h, w, 3).numpy()
+    assert np.array_equal(ours, _script_glass_scan(x, d, [o[0].numpy() for o in offsets]))
+    if d == 1:
+        return  # offsets in {-1, 0} only read unvisited pixels: no chains at severity 1
+    # the script moves values along chains: a one-shot gather from the input (the old code) differs
+    one_shot = torch.arange(h * w)
+    rows, cols = ops.glass_scan(h, d), ops.glass_scan(w, d)
+    for off in offsets:
+        p = (rows.view(-1, 1) * w + cols.view(1, -1)).reshape(-1)
+        q = ((rows.view(-1, 1) + off[0, 0]) * w + cols.view(1, -1) + off[0, 1]).reshape(-1)
+        step = torch.arange(h * w)
+        step[p] = q
+        one_shot = one_shot[step]
+    assert not np.array_equal(torch.from_numpy(x).reshape(h * w, 3)[one_shot].reshape(h, w, 3).numpy(), ours)
+
+
+def _script_water(x: np.ndarray, liquid: np.ndarray, strength: float) -> np.ndarray:
+    """make_imagenet_c.py's spatter, water branch (c[5] == 0), from its thresholded liquid layer
+    on: the script's own cv2 calls."""
+    import cv2  # installed by `make install` (dev extra)
+
+    liquid = (liquid * 255).astype(np.uint8)
+    dist = 255 - cv2.Canny(liquid, 50, 150)
+    dist = cv2.distanceTransform(dist, cv2.DIST_L2, 5)
+    _, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)
+    dist = cv2.blur(dist, (3, 3)).astype(np.uint8)
+    dist = cv2.equalizeHist(dist)
+    dist = cv2.filter2D(dist, cv2.CV_8U, np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]]))
+    dist = cv2.blur(dist, (3, 3)).astype(np.float32)
+    m = liquid * dist
+    m = m / m.max() * strength
+    colour = np.array([175, 238, 238], dtype=np.float32) / 255
+    return np.clip(x + m[..., None] * colour, 0, 1)
+
+
+@pytest.mark.parametrize("size,severity", [(224, 1), (224, 3), (64, 2), (32, 1)])
+def test_spatter_water_is_the_scripts(size, severity):
+    from assembled.data.corruptions.params import SETS, severity_set
+
+    x = _images(size)
+    loc, scale, sigma, thr, strength, mud = SETS[severity_set(size)]["spatter"][severity - 1]
+    assert mud == 0
+    ours = corrupt(x, "spatter", severity, seed=3)
+    # the same draws as corrupt: the liquid layer before the script's OpenCV steps
+    g = torch.Generator().manual_seed(ops.seed_from(3, "spatter", severity))
+    liquid = ops.gaussian_blur(torch.randn(4, 1, size, size, generator=g) * scale + loc, sigma)[:, 0]
+    liquid = torch.where(liquid < thr, torch.zeros_like(liquid), liquid).numpy()
+    for i in range(4):
+        ref = _script_water(x[i].permute(1, 2, 0).numpy(), liquid[i], strength)
+        diff = np.abs(ours[i].permute(1, 2, 0).numpy() - ref) * 255
+        assert diff.max() < 0.01, (i, diff.max())
+    # without the shading (the old approximation) the water is far stronger
+    plain = x + torch.from_numpy(liquid / liquid.max((1, 2), keepdims=True) * strength)[:, None].float() * (
+        torch.tensor([175, 238, 238]).view(1, 3, 1, 1) / 255
+    )
+    assert (plain.clamp(0, 1) - x).abs().mean() > 1.5 * (ours - x).abs().mean()

@@ -361,7 +361,14 @@ def test_throughput_ratio_baseline_reads_one():
 
     small = {"name": "resnet50", "width": 8, "layers": [1, 1, 1, 1]}
     jobs = {"E0": (small, 32, 10), "E1": ({**small, "name": "resnet50d"}, 32, 10)}
+    # DropBlock (identity at inference) and training-only settings: the same network, timed once
+    jobs["E1db"] = (
+        {**small, "name": "resnet50d", "dropblock": True, "zero_gamma": False, "bn_momentum": 0.003},
+        32,
+        10,
+    )
     out = measure_architectures(jobs, small, 32, batch_size=8, repeats=3, device="cpu", threads=1)
+    assert out["E1db"] == out["E1"]
     assert out["E0"]["throughput_ratio_r50"] == 1.0
     for m in out.values():
         assert m["throughput_min"] <= m["throughput"] <= m["throughput_max"]

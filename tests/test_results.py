@@ -71,6 +71,11 @@ def _manifest(kind: str) -> dict:
 def test_rows_are_judged_by_table_kind():
     assert comparisons(_manifest("stacked")) == {"B": "A", "C": "B", "D": "B"}  # base, else previous
     assert comparisons(_manifest("alternatives")) == {"R": "A", "B": "A", "C": "A", "D": "A"}
+    # a row's own vs wins (Tables 11/13: each dataset's Assemble row against that dataset's R50 row)
+    m = _manifest("stacked")
+    m["rows"][3]["vs"] = "A"  # C
+    m["rows"][4]["vs"] = "none"  # D
+    assert comparisons(m) == {"B": "A", "C": "A"}
 
 
 def _units(values: dict[str, list[float]]) -> pd.DataFrame:

@@ -120,9 +120,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _judged(plan: Plan) -> str:
+    own = " (rows with vs: as they say)" if any(r.vs for r in plan.table.rows) else ""
     if plan.table.kind == "stacked":
-        return "each row is judged against the row it adds to"
-    return f"each row is judged against {plan.table.baseline or 'the first row'}"
+        return "each row is judged against the row it adds to" + own
+    return f"each row is judged against {plan.table.baseline or 'the first row'}" + own
 
 
 def register(sub) -> None:

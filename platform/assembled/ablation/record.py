@@ -270,6 +270,7 @@ def manifest(plan: Plan) -> dict:
                 "id": u.id,
                 "title": u.row.title,
                 "base": u.row.base,
+                "vs": u.row.vs,
                 "reference": plan.is_reference(u),
                 "table_row": u.id in plan.table_rows,
                 "paper_epochs": u.row.epochs,

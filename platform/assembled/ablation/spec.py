@@ -81,6 +81,11 @@ class Row(BaseModel):
     input_size: int | None = Field(None, ge=16, description="the paper's evaluation size")
     train_size: int | None = Field(None, ge=16, description="the paper's training crop (default 224)")
     reference: bool = Field(False, description="a reference model (e.g. EfficientNet), not a stacking step")
+    vs: str | None = Field(
+        None,
+        description="judge this row against that row instead of its base (stacked) or the baseline; 'none': not "
+        "judged (a row that starts another dataset inherits settings, not a comparison)",
+    )
     paper: PaperNumbers = PaperNumbers()
     search: dict[str, Any] | None = Field(None, description="Optuna search space around this row (assembled search)")
     backbone: Backbone | None = Field(None, description="fine-tune from this backbone (Tables 10-13)")
@@ -125,6 +130,7 @@ class ResolvedRow(BaseModel):
     train_size: int
     reference: bool
     paper: PaperNumbers
+    vs: str | None = None  # the row's own (not inherited): what it is judged against
     search: dict[str, Any] | None = None  # the row's own (not inherited)
     backbone: Backbone | None = None
     dataset: str | None = None
@@ -179,6 +185,9 @@ def load_table(path: str | Path) -> tuple[Table, list[ResolvedRow]]:
             )
     if table.baseline and table.baseline not in ids:
         raise ConfigError(f"{_where(path, None, 'baseline')}: row {table.baseline} is not in this table")
+    for r in table.rows:
+        if r.vs is not None and r.vs != "none" and (r.vs not in ids or r.vs == r.id):
+            raise ConfigError(f"{_where(path, r.id, 'vs')}: {r.vs!r} is not another row of this table (or 'none')")
     return table, resolved
 
 
@@ -219,6 +228,7 @@ def _resolve(path: Path, row: Row, by_id: dict[str, Row], stack: list[str]) -> R
         input_size=row.input_size or (parent.input_size if parent else 224),
         train_size=row.train_size or (parent.train_size if parent else 224),
         reference=row.reference,
+        vs=row.vs,
         paper=row.paper,
         search=row.search,
         backbone=backbone,

@@ -118,9 +118,10 @@ def unit_frame(manifest: dict, runs: dict[str, Run], experiment_id: str | None =
 
 # -- one line per row --------------------------------------------------------------------------
 def comparisons(manifest: dict) -> dict[str, str]:
-    """Which row each row is judged against: ``stacked`` tables, the row it adds to (its base,
-    else the previous non-reference row); ``alternatives``, the baseline. Reference models and
-    rows from other tables (extra KD teachers) are judged only in ``alternatives`` tables."""
+    """Which row each row is judged against: a row's own ``vs`` ('none': not judged), else in
+    ``stacked`` tables the row it adds to (its base, else the previous non-reference row), in
+    ``alternatives`` tables the baseline. Reference models and rows from other tables (extra KD
+    teachers) are judged only in ``alternatives`` tables."""
     rows = [r for r in manifest["rows"] if r.get("table_row", True)]
     ids = {r["id"] for r in rows}
     baseline = manifest.get("baseline") or next((r["id"] for r in rows if not r.get("reference")), None)
@@ -136,6 +137,11 @@ def comparisons(manifest: dict) -> dict[str, str]:
             prev = r["id"]
     elif baseline:
         out = {r["id"]: baseline for r in rows if r["id"] != baseline}
+    for r in rows:
+        if r.get("vs") == "none":
+            out.pop(r["id"], None)
+        elif r.get("vs") in ids:
+            out[r["id"]] = r["vs"]
     return out
 
 

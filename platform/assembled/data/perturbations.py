@@ -10,9 +10,10 @@ so content moves in from outside the crop.
 
 Documented differences: the context is the square centre of the resized image (the scripts use
 the whole resized image: content beyond that square along the long side comes in as black
-here, e.g. translate beyond +-16 px at 224); the scripts' videos were then x264-encoded, which is
-not reproduced; Tiny-ImageNet-P blurs motion at the source resolution before resizing to 64,
-so its radius is given here at 64 px (14 -> 4). Frames are quantised to 8 bits like the
+here, e.g. translate beyond +-16 px at 224); the scripts' videos were then x264-encoded, which
+``data.video`` reproduces as an option (eval ``perturbation_x264``); Tiny-ImageNet-P blurs
+motion at the source resolution before resizing to 64, so its radius is given here at 64 px
+(14 -> 4). Frames are quantised to 8 bits like the
 scripts' PNG frames and returned as floats in [0, 1].
 """
 
@@ -57,6 +58,7 @@ class ParamSet:
     translate: int  # frames 0 .. 2t, shift i - t pixels
     tilt_step: float  # degrees per frame
     scale: tuple[float, float]  # percent at frame 0, percent per frame
+    video: bool = True  # the script saved x264 videos (CIFAR-10-P: uint8 arrays)
     frames: dict[str, int] = field(default_factory=dict)
 
 
@@ -64,7 +66,9 @@ IMAGENET_P = ParamSet("ImageNet-P", 0.03, 300, (31, 10, 3, 4), 0.004, (0.05, 0.3
 TINY_IMAGENET_P = ParamSet(
     "Tiny-ImageNet-P", 0.025, 500, (31, 4, 0.86, 5), 0.004, (0.05, 0.28, 2, 10, 2.5), 0.02, 15, 1.0, (40, 2.5)
 )
-CIFAR10_P = ParamSet("CIFAR-10-P", 0.02, 700, (21, 6, 1.8, 9), 0.004, (0.05, 0.3, 2, 10, 2), 0.015, 7, 0.75, (70, 2))
+CIFAR10_P = ParamSet(
+    "CIFAR-10-P", 0.02, 700, (21, 6, 1.8, 9), 0.004, (0.05, 0.3, 2, 10, 2), 0.015, 7, 0.75, (70, 2), video=False
+)
 
 
 def param_set(size: int) -> ParamSet:

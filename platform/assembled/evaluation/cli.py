@@ -43,6 +43,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         imagenet_c=args.imagenet_c,
         mce_images=args.mce_images,
         mfr_images=args.mfr_images,
+        released_jpeg=not args.no_released_jpeg,
+        perturbation_x264=args.x264,
     )
     if args.imagenet_c and not Path(args.imagenet_c).is_dir():
         raise FileNotFoundError(f"ImageNet-C folder does not exist: {args.imagenet_c}")
@@ -85,4 +87,10 @@ def register(sub) -> None:
     s.add_argument("--imagenet-c", help="read a pre-generated ImageNet-C folder instead of generating")
     s.add_argument("--mce-images", type=int, help="evaluation images corrupted for mCE (default: by --robustness)")
     s.add_argument("--mfr-images", type=int, help="images turned into perturbation sequences for mFR")
+    s.add_argument(
+        "--no-released-jpeg", action="store_true", help="skip the JPEG q85 step of the released 224/64-px ImageNet-C"
+    )
+    s.add_argument(
+        "--x264", action="store_true", help="x264-encode the 224/64-px perturbation sequences as ImageNet-P (slow)"
+    )
     s.set_defaults(fn=cmd_evaluate)

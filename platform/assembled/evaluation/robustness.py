@@ -20,8 +20,9 @@ from ..data import corruptions
 from ..data.corruptions import ops
 from ..data.corruptions.params import severity_set
 from ..data.folder import DataError, ImageFolderDataset
-from ..data.perturbations import NOISE, PERTURBATIONS, sequence
+from ..data.perturbations import NOISE, PERTURBATIONS, param_set, sequence
 from ..data.transforms import normalize
+from ..data.video import x264_roundtrip
 
 CHUNK = 100
 JPEG_RELEASED = ("imagenet", "tiny")  # the sets Hendrycks released as JPEG quality 85
@@ -155,10 +156,13 @@ def flip_rates(
     names: Iterable[str] = PERTURBATIONS,
     contexts: torch.Tensor | None = None,
     on_progress: Callable[[float], None] | None = None,
+    x264: bool = False,
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Flip probability and top-5 distance per perturbation (unnormalised), as ImageNet-P's
     ``test.py``: noise frames against the first, the others frame against previous frame.
-    ``contexts``: uint8 images before their centre crop (see perturbations.sequence)."""
+    ``contexts``: uint8 images before their centre crop (see perturbations.sequence).
+    ``x264``: pass the sequences through the reference's video encoding where it had one
+    (ImageNet-P and Tiny-ImageNet-P; CIFAR-10-P was saved as arrays)."""
     model.eval()
     names = list(names)
     flips = {n: 0.0 for n in names}
@@ -171,6 +175,8 @@ def flip_rates(
         for name in names:
             ctx = None if contexts is None else contexts[start : start + CHUNK].to(device).float() / 255
             frames = sequence(x, name, seed * 1_000_003 + start, context=ctx)
+            if x264 and param_set(min(x.shape[-2:])).video:
+                frames = x264_roundtrip(frames, noise=name in NOISE)
             f, n = frames.shape[:2]
             top5 = predict(model, frames.flatten(0, 1), device, topk=5).view(f, n, -1)
             ref = top5[:1].expand_as(top5[1:]) if name in NOISE else top5[:-1]

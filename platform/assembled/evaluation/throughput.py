@@ -100,7 +100,8 @@ def measure_architectures(
     threads: int | None = None,
 ) -> dict[str, dict[str, float]]:
     """Throughput metrics per job key; a job is (model spec, input size, classes). Each distinct
-    architecture is timed once, the reference ResNet-50 once per class count, in this process."""
+    inference network (``ModelConfig.inference_twin``: a row with DropBlock is the row without)
+    is timed once, the reference ResNet-50 once per class count, in this process."""
     import json
 
     from ..models import build_model, resolve_config
@@ -110,9 +111,10 @@ def measure_architectures(
     timed: dict[str, dict] = {}
 
     def timing(spec, size: int, classes: int) -> dict:
-        key = json.dumps([resolve_config(spec).model_dump(mode="json"), size, classes], sort_keys=True)
+        net = resolve_config(spec).inference_twin()
+        key = json.dumps([net.model_dump(mode="json"), size, classes], sort_keys=True)
         if key not in timed:
-            timed[key] = measure_throughput(build_model(spec, classes), size, batch_size, device, repeats=repeats)
+            timed[key] = measure_throughput(build_model(net, classes), size, batch_size, device, repeats=repeats)
         return timed[key]
 
     out = {}

@@ -4,9 +4,10 @@
 the images' device. Randomness comes from a CPU generator seeded by (seed, name, severity),
 so the same inputs give the same corrupted images on every machine and device. Constants are
 the published ones for the resolution family (``params.severity_set``); spatial constants of
-the 224-px set are rescaled to the actual size. Glass blur's pixel swaps, spatter's liquid
-texture and ImageMagick's motion blur (motion_blur, snow) are batched approximations of the
-originals (documented in their functions); zoom and pixelate resample as the originals do.
+the 224-px set are rescaled to the actual size. Glass blur's sequential pixel copies, spatter's
+OpenCV shading and ImageMagick's motion blur (motion_blur, snow) are reproduced exactly in
+batched form (tested against the scripts' loops and cv2); zoom and pixelate resample as the
+originals do.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torchvision
 
 from . import ops
 from .params import FROST_SCALE, NATIVE, SETS, severity_set
+from .spatter import water_shading
 
 STANDARD = (
     "gaussian_noise",
@@ -42,7 +44,8 @@ EXTRA = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
 # Bump whenever the images ``corrupt`` makes change: runs evaluated with another generation of
 # corrupted images are not comparable, and the ablation runner re-runs them (eval identity).
 # 3: ImageMagick's exact motion blur; defocus kernel not renormalised; frost resampled as cv2
-IMPLEMENTATION = 3
+# 4: glass blur's sequential copies; spatter's water shaded as the script's OpenCV pipeline
+IMPLEMENTATION = 4
 
 
 def names(include_extra: bool = False) -> list[str]:
@@ -225,23 +228,22 @@ def _pixelate(x, k):
 
 def _jpeg_compression(x, k):
     u8 = (x.clamp(0, 1) * 255).round().to(torch.uint8).cpu()
-    encoded = torchvision.io.encode_jpeg(list(u8), quality=int(k.c))
-    decoded = torchvision.io.decode_jpeg(encoded)
-    return torch.stack(decoded).to(x.device, x.dtype) / 255
+    return ops.jpeg_roundtrip(u8, int(k.c)).to(x.device, x.dtype) / 255
 
 
 def _spatter(x, k):
-    """Approximation of Hendrycks' spatter: the same thresholded, blurred liquid layer, blended
-    as pale-turquoise water (without the original's Canny/distance-transform shading) or as
-    mud."""
+    """Hendrycks' spatter: a thresholded, blurred liquid layer, either water (shaded by the
+    script's OpenCV pipeline, ``water_shading``) or mud."""
     loc, scale, sigma, thr, strength, mud = k.c
     n, _, h, w = x.shape
     liquid = ops.gaussian_blur((k.randn(n, 1, h, w) * scale + loc).to(x), sigma * k.scale)
     liquid = torch.where(liquid < thr, torch.zeros_like(liquid), liquid)
     if mud == 0:
-        m = liquid / liquid.amax((2, 3), keepdim=True).clamp_min(1e-6) * strength
+        liquid8 = (liquid[:, 0] * 255).floor().clamp(0, 255).cpu()  # the script's astype(np.uint8)
+        m = (liquid8 * water_shading(liquid8)).to(x)
+        m = m / m.amax((1, 2), keepdim=True).clamp_min(1e-6) * strength
         colour = torch.tensor([175, 238, 238], device=x.device, dtype=x.dtype).view(1, 3, 1, 1) / 255
-        return x + m * colour
+        return x + m.unsqueeze(1) * colour
     m = ops.gaussian_blur((liquid > thr).to(x), strength * k.scale)
     m = torch.where(m < 0.8, torch.zeros_like(m), m)
     colour = torch.tensor([63, 42, 20], device=x.device, dtype=x.dtype).view(1, 3, 1, 1) / 255
