@@ -75,12 +75,13 @@ def main() -> None:
         for name in corruptions.names():
             clean_times.append(timed(clean, dev))
             gen = jpeg = all_ = 0.0
-            for sev in range(1, 6):
-                for s in range(0, n, CHUNK):
-                    x = images[s : s + CHUNK].float() / 255
+            for s in range(0, n, CHUNK):
+                x = images[s : s + CHUNK].float() / 255
+                severities = corruptions.corrupt_severities(x, name, seed=s)  # as corruption_errors
+                for _ in range(5):
                     sync(dev)
                     t0 = time.perf_counter()
-                    xc = corruptions.corrupt(x, name, sev, seed=s)
+                    _, xc = next(severities)
                     sync(dev)
                     tj = time.perf_counter()
                     if severity_set(size) in JPEG_RELEASED:

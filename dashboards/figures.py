@@ -228,15 +228,25 @@ def flip_rate_heatmap(df: pd.DataFrame) -> go.Figure:
 
 
 def training_curves(curves: pd.DataFrame, colours: dict[str, str]) -> go.Figure:
-    """Per-epoch loss, validation top-1 and learning rate, one colour per row in every subplot
-    (its seeds share it). The learning rate is drawn only where some row logged three or more
-    values; with one or two epochs a row's curve is its markers, said in the title."""
-    titles = {"loss": "training loss", "top1": "validation top-1 (%)", "lr": "learning rate"}
+    """Per-epoch loss, validation top-1 (a retrieval table's Recall@1) and learning rate, one
+    colour per row in every subplot (its seeds share it). The learning rate is drawn only where
+    some row logged three or more values; with one or two epochs a row's curve is its markers,
+    said in the title."""
+    titles = {
+        "loss": "training loss",
+        "top1": "validation top-1 (%)",
+        "recall_at_1": "validation Recall@1 (%)",
+        "lr": "learning rate",
+    }
     if curves.empty:
         fig = make_subplots(rows=1, cols=2, subplot_titles=list(titles.values())[:2])
         return _empty(fig.update_layout(height=380, title="Training curves"), "no epoch has been logged yet")
     longest = int(curves.groupby(["unit", "metric"]).size().max())
-    shown = [m for m in titles if m != "lr" or (curves["metric"] == "lr").groupby(curves["unit"]).sum().max() >= 3]
+    logged = set(curves["metric"])
+    if "recall_at_1" not in logged:
+        logged.add("top1")  # a classification table keeps its top-1 plot even before the first evaluation
+    lr_curve = (curves["metric"] == "lr").groupby(curves["unit"]).sum().max() >= 3
+    shown = [m for m in titles if m in logged | {"loss"} and (m != "lr" or lr_curve)]
     fig = make_subplots(rows=1, cols=len(shown), subplot_titles=[titles[m] for m in shown])
     seen: set[str] = set()
     for (row, unit), frame in curves.groupby(["row", "unit"], sort=False):

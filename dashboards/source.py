@@ -16,7 +16,7 @@ from assembled.ablation.results import ResultsError, experiment_name, latest_par
 from assembled.ablation.summary import build_summary, unit_frame
 
 METRICS = ["top1", "mce", "mfr", "throughput"]
-CURVES = ["loss", "top1", "lr"]
+CURVES = ["loss", "top1", "recall_at_1", "lr"]  # recall_at_1: retrieval runs, in top-1's place
 DashboardError = ResultsError  # a table that cannot be drawn (no experiment, parent run or manifest)
 
 __all__ = ["CURVES", "METRICS", "DashboardError", "TableData", "default_uri", "experiment_name", "load_table"]

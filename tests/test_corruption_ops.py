@@ -147,3 +147,16 @@ def test_box_resize_is_pils_box_filter(h, w, factor):
 
     assert (ops.box_resize(tensor(a), size) - tensor(small)).abs().max() <= 1 / 255 + 1e-6
     assert (ops.box_resize(tensor(small), (h, w)) - tensor(back)).abs().max() <= 1e-6
+
+
+@pytest.mark.parametrize("size", [32, 64, 96])  # the three families' zoom lists; 96: the resampler path
+def test_severities_at_once_equal_one_at_a_time(size):
+    from assembled.data.corruptions import corrupt, corrupt_severities
+
+    x = torch.rand(3, 3, size, size, generator=torch.Generator().manual_seed(size))
+    family = {32: "cifar", 64: "tiny", 96: "imagenet"}[size]
+    for name in ("zoom_blur", "glass_blur"):
+        together = list(corrupt_severities(x, name, seed=5, family=family))
+        assert [s for s, _ in together] == [1, 2, 3, 4, 5]
+        for s, img in together:
+            assert torch.equal(img, corrupt(x, name, s, seed=5, family=family)), (name, s)

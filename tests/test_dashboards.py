@@ -105,6 +105,10 @@ def test_each_row_keeps_one_colour_in_every_curve():
     short = pd.DataFrame([r for r in recs if r["epoch"] == 1])
     fig = training_curves(short, row_colours(["A", "B"]))
     assert "points, not curves" in fig.layout.title.text and len(fig.layout.annotations) == 2  # no empty lr plot
+    # a retrieval table logs Recall@1 per epoch, not top-1: its plot says so (no empty top-1 plot)
+    retrieval = pd.DataFrame([{**r, "metric": "recall_at_1"} if r["metric"] == "top1" else r for r in recs])
+    titles = [a.text for a in training_curves(retrieval, row_colours(["A", "B"])).layout.annotations]
+    assert titles == ["training loss", "validation Recall@1 (%)", "learning rate"]
 
 
 def test_flags_and_index_without_dead_links():

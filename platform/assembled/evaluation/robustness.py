@@ -76,8 +76,7 @@ def corruption_errors(
         x = images[start : start + CHUNK].to(device).float() / 255
         y = labels[start : start + CHUNK]
         for name in names:
-            for s in range(1, 6):
-                xc = corruptions.corrupt(x, name, s, seed=seed * 1_000_003 + start, family=family)
+            for s, xc in corruptions.corrupt_severities(x, name, seed * 1_000_003 + start, family):
                 if released_jpeg and (family or severity_set(min(x.shape[-2:]))) in JPEG_RELEASED:
                     xc = ops.release_jpeg(xc)
                 wrong[name][s - 1] += int((predict(model, xc, device)[:, 0] != y).sum())

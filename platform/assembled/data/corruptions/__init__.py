@@ -12,7 +12,7 @@ originals do.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cache
 
 import torch
@@ -273,15 +273,19 @@ CORRUPTIONS: dict[str, Callable] = {
 }
 
 
+def _check(images: torch.Tensor, name: str) -> None:
+    if name not in CORRUPTIONS:
+        raise ValueError(f"unknown corruption {name!r}; known: {', '.join(CORRUPTIONS)}")
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected N x 3 x H x W images, got {tuple(images.shape)}")
+
+
 @torch.no_grad()
 def corrupt(images: torch.Tensor, name: str, severity: int, seed: int = 0, family: str | None = None) -> torch.Tensor:
     """Corrupt a batch. ``family`` (imagenet / tiny / cifar) defaults to the one for the size."""
-    if name not in CORRUPTIONS:
-        raise ValueError(f"unknown corruption {name!r}; known: {', '.join(CORRUPTIONS)}")
+    _check(images, name)
     if not 1 <= severity <= 5:
         raise ValueError(f"severity must be 1..5, got {severity}")
-    if images.dim() != 4 or images.shape[1] != 3:
-        raise ValueError(f"expected N x 3 x H x W images, got {tuple(images.shape)}")
     size = min(images.shape[-2:])
     family = family or severity_set(size)
     g = torch.Generator().manual_seed(ops.seed_from(seed, name, severity))
@@ -289,4 +293,21 @@ def corrupt(images: torch.Tensor, name: str, severity: int, seed: int = 0, famil
     return CORRUPTIONS[name](images.float(), ctx).clamp(0, 1)
 
 
-__all__ = ["EXTRA", "IMPLEMENTATION", "STANDARD", "corrupt", "names", "severity_set"]
+@torch.no_grad()
+def corrupt_severities(
+    images: torch.Tensor, name: str, seed: int = 0, family: str | None = None
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """``(severity, corrupt(images, name, severity, seed, family))`` for severities 1..5, the
+    same images; zoom blur's severities share the zooms their factor lists have in common."""
+    _check(images, name)
+    if name != "zoom_blur":
+        for s in range(1, 6):
+            yield s, corrupt(images, name, s, seed, family)
+        return
+    x = images.float()
+    lists = [[float(z) for z in c] for c in SETS[family or severity_set(min(x.shape[-2:]))][name]]
+    for s, (factors, total) in enumerate(zip(lists, ops.zoom_sums(x, lists), strict=True), 1):
+        yield s, ((x + total) / (len(factors) + 1)).clamp(0, 1)
+
+
+__all__ = ["EXTRA", "IMPLEMENTATION", "STANDARD", "corrupt", "corrupt_severities", "names", "severity_set"]
