@@ -262,7 +262,8 @@ class _Run:
         )
         protocol = (
             f"batch {ev.throughput_batch}, FP32, median/min/max of {ev.throughput_repeats} after warm-up, timed "
-            f"alone on a node after training; ratio to ResNet-50 {prof.resnet or ''} at {ref_size}px"
+            f"alone on a node after training, once per inference network (DropBlock off); ratio to ResNet-50 "
+            f"{prof.resnet or ''} at {ref_size}px"
         )
         for rid, metrics in figures.items():
             self.recorder.log_metrics(todo[rid].info.run_id, metrics, {"throughput_protocol": protocol})

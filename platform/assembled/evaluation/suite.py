@@ -39,7 +39,8 @@ from .throughput import quantized_cpu_throughput, reference_model, throughput_wi
 
 # what else the numbers depend on; a change re-evaluates every stored row (tag eval_hash)
 PROTOCOL = {
-    "throughput": "timed alone on a node, min/median/max, ratio to a ResNet-50 of the row's scale",
+    "throughput": "timed alone on a node, once per inference network (DropBlock off), min/median/max, "
+    "ratio to a ResNet-50 of the row's scale",
     "eval_resize": "int(size / 0.875), as the official code",
 }
 

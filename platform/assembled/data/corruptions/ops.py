@@ -373,20 +373,13 @@ def sequential_copy_index(h: int, w: int, max_delta: int, offsets: torch.Tensor)
     that point jumping resolves in log(chain length) batched gathers."""
     n = offsets.shape[0]
     rows, cols = glass_scan(h, max_delta), glass_scan(w, max_delta)
+    if not (len(rows) and len(cols)):
+        return torch.arange(h * w).repeat(n, 1)  # too small to scan: every pixel keeps its own
     p = (rows.view(-1, 1) * w + cols.view(1, -1)).reshape(-1)
     qy = rows.view(1, -1, 1) + offsets[:, 0]
     qx = cols.view(1, 1, -1) + offsets[:, 1]
     q = (qy * w + qx).reshape(n, -1)
-    visited_before = (
-        (
-            (qy <= rows[0])
-            & (qx >= cols[-1])
-            & (qx <= cols[0])
-            & ((qy > rows.view(1, -1, 1)) | ((qy == rows.view(1, -1, 1)) & (qx > cols.view(1, 1, -1))))
-        ).reshape(n, -1)
-        if len(rows) and len(cols)
-        else torch.zeros_like(q, dtype=torch.bool)
-    )
+    visited_before = _scanned_before(qy, qx, rows, cols).reshape(n, -1)
     parent = torch.arange(h * w).repeat(n, 1)
     source = parent.clone()
     p = p.expand(n, -1)
@@ -397,6 +390,14 @@ def sequential_copy_index(h: int, w: int, max_delta: int, offsets: torch.Tensor)
         if torch.equal(jumped, parent):
             return source.gather(1, parent)
         parent = jumped
+
+
+def _scanned_before(qy: torch.Tensor, qx: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """Whether q = (qy, qx) is inside the scanned area and visited before its p (rows
+    descending, then columns descending)."""
+    py, px = rows.view(1, -1, 1), cols.view(1, 1, -1)
+    inside = (qy <= rows[0]) & (qx >= cols[-1]) & (qx <= cols[0])  # qy > py >= rows[-1] below
+    return inside & ((qy > py) | ((qy == py) & (qx > px)))
 
 
 def scaled_poisson(x: torch.Tensor, scale: float, g: torch.Generator) -> torch.Tensor:
