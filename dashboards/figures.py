@@ -92,7 +92,7 @@ def gains(df: pd.DataFrame, kind: str, prefix: str = "", title: str | None = Non
     fig = make_subplots(rows=1, cols=4, subplot_titles=heads)
     if title is None:
         title = (
-            "Gain of each added technique, vs the row it adds to"
+            "Gain of each added technique, vs the row it adds to (or the row the table names)"
             if kind == "stacked"
             else "Change of each row vs the baseline"
         )

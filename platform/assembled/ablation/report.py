@@ -107,6 +107,8 @@ def gain_cells(summary: pd.DataFrame) -> list[dict[str, str]]:
 def notes(manifest: dict, summary: pd.DataFrame, agreement: dict[str, str]) -> list[str]:
     kind = manifest.get("kind", "alternatives")
     how = "each row vs the row it adds to" if kind == "stacked" else f"each row vs {manifest.get('baseline')}"
+    if any(r.get("vs") for r in manifest.get("rows", [])):
+        how += " unless the table names another (the vs column)"
     lines = []
     if "vs" in summary and summary["vs"].notna().any():
         lines.append(
