@@ -60,3 +60,19 @@ def test_x264_is_part_of_the_evaluation_identity():
 
     assert not EvalConfig().perturbation_x264  # slow: opt-in
     assert EvalConfig(perturbation_x264=True).identity() != EvalConfig().identity()
+
+
+def test_a_profile_asking_for_x264_without_pyav_fails_when_read(tmp_path):
+    """Checked where the profile is read (file, profile, key), not after a trial trained."""
+    import subprocess
+    import sys
+
+    (tmp_path / "p.yaml").write_text("mine:\n  description: x\n  evaluation: {perturbation_x264: true}\n")
+    code = (
+        "import sys; sys.modules['av'] = None\n"  # PyAV not installed
+        "from assembled.ablation.profiles import load_profiles\n"
+        "load_profiles('p.yaml')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode != 0
+    assert "p.yaml: profile mine: key 'evaluation.perturbation_x264': needs PyAV" in r.stderr, r.stderr[-500:]

@@ -48,7 +48,7 @@ class Profile(BaseModel):
     resnet: dict[str, Any] = Field(default_factory=dict, description="ResNet overrides (width, layers, ...)")
     mobilenet: dict[str, Any] = Field(default_factory=dict)
     efficientnet: dict[str, Any] = Field(default_factory=dict)
-    evaluation: dict[str, Any] = Field(default_factory=dict, description="EvalConfig fields")
+    evaluation: EvalConfig = Field(default_factory=EvalConfig, description="EvalConfig fields")
     resources: Resources = Resources()
     max_failures: int = 2
     repeats: int = Field(1, ge=1, le=100, description="seeds per row (a table or --repeats overrides)")
@@ -140,4 +140,4 @@ def train_config(
 
 
 def eval_config(profile: Profile) -> EvalConfig:
-    return EvalConfig.model_validate(profile.evaluation)
+    return profile.evaluation

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
 from ..data import corruptions, perturbations, val_dataset
@@ -66,6 +66,16 @@ class EvalConfig(BaseModel):
     throughput_batch: int = Field(64, ge=1)
     throughput_repeats: int = Field(5, ge=1)
     seed: int = 0
+
+    @field_validator("perturbation_x264")
+    @classmethod
+    def _codec_installed(cls, on: bool) -> bool:
+        # checked where the config is read, not after a trial has trained for hours
+        from ..data.video import available
+
+        if on and not available():
+            raise ValueError("needs PyAV with libx264: `make install` (or pip install 'assembled[video]')")
+        return on
 
     def identity(self) -> str:
         """What the numbers depend on: these settings, the generation of corrupted and
