@@ -44,6 +44,17 @@ def test_per_image_kernels_match_conv2d(images):
     assert torch.allclose(ops.depthwise(images, sparse), images * sparse[:, 1, 1].view(-1, 1, 1, 1), atol=1e-6)
 
 
+@pytest.mark.parametrize("taps", [(slice(9, 15), slice(2, 6)), (slice(0, 4), slice(11, 15))])  # FFT / slices
+def test_kernels_with_empty_margins_are_trimmed_to_the_same_sums(images, taps):
+    """A motion-blur line fills a corner of its square kernel: depthwise works on the nonzero
+    box only (a smaller transform), with the same result as the whole kernel."""
+    kernels = torch.zeros(len(images), 15, 15)
+    kernels[:, taps[0], taps[1]] = torch.rand(len(images), taps[0].stop - taps[0].start, taps[1].stop - taps[1].start)
+    for mode in ("replicate", "reflect"):
+        ref = conv_reference(images, kernels, mode)
+        assert torch.allclose(ops.depthwise(images, kernels, mode=mode), ref, atol=1e-5), (taps, mode)
+
+
 @pytest.mark.parametrize("angles", [(-45.0, 0.0, 30.0), (-135.0, -90.0, 170.0)])
 def test_motion_blur_is_imagemagicks(images, angles):
     """The one-pass kernel equals ImageMagick's MotionBlurImage loop (MagickCore/effect.c):

@@ -33,9 +33,22 @@ def depthwise(x: torch.Tensor, kernel: torch.Tensor, mode: str = "replicate") ->
     if kernel.dim() == 3:
         k = k.unsqueeze(1)  # N x 1 x kh x kw, broadcast over channels
     taps = (k != 0).reshape(-1, kh, kw).any(0)
+    # trim the kernel to its nonzero taps (a motion-blur line fills half of its square at most)
+    # and the padded image with it: the same sums on a smaller transform
+    r0, r1 = _span(taps.any(1))
+    c0, c1 = _span(taps.any(0))
+    if (r0, r1, c0, c1) != (0, kh - 1, 0, kw - 1):
+        k, taps = k[..., r0 : r1 + 1, c0 : c1 + 1], taps[r0 : r1 + 1, c0 : c1 + 1]
+        h, w = x.shape[-2:]
+        xp = xp[..., r0 : r0 + h + r1 - r0, c0 : c0 + w + c1 - c0]
     if int(taps.sum()) <= SLICE_TAPS:
         return _slice_sum(xp, k, taps, x.shape[-2:])
     return _fft_correlate(xp, k, x.shape[-2:])
+
+
+def _span(nonzero: torch.Tensor) -> tuple[int, int]:
+    idx = nonzero.nonzero().flatten()
+    return (int(idx[0]), int(idx[-1])) if idx.numel() else (0, nonzero.numel() - 1)
 
 
 def _slice_sum(xp: torch.Tensor, k: torch.Tensor, taps: torch.Tensor, size: torch.Size) -> torch.Tensor:
