@@ -119,6 +119,18 @@ def test_scaled_poisson_is_seeded_and_falls_back_off_the_uint8_grid():
     assert out.shape == x.shape and abs(float(out.mean() - off_grid.mean())) < 0.01
 
 
+@pytest.mark.parametrize("scale", [500.0, 60.0, 3.0])
+def test_scaled_poisson_guide_gives_the_exact_inverse_cdf(scale):
+    """The guide table is a shortcut: each draw must be min{k: cdf[k] > u} for its uniform."""
+    x = torch.randint(0, 256, (4, 3, 32, 32)).float() / 255
+    out = ops.scaled_poisson(x, scale, torch.Generator().manual_seed(7))
+    u = torch.rand(x.shape, generator=torch.Generator().manual_seed(7), dtype=torch.float64).flatten()
+    cdf, _ = ops._poisson_tables(scale)
+    levels = (x * 255).round().long().flatten()
+    k = torch.searchsorted(cdf[levels], u.unsqueeze(1), right=True).flatten()
+    assert torch.equal(out, (k.view(x.shape).float() / scale))
+
+
 def test_brightness_equals_the_hsv_round_trip():
     x = torch.rand(4, 3, 16, 16)
     x[0, :, :4] = 0  # black pixels become grey

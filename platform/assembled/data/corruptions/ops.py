@@ -415,8 +415,9 @@ def _scanned_before(qy: torch.Tensor, qx: torch.Tensor, rows: torch.Tensor, cols
 
 def scaled_poisson(x: torch.Tensor, scale: float, g: torch.Generator) -> torch.Tensor:
     """Poisson(x * scale) / scale (shot noise). Images from uint8 crops take 256 values, so
-    each pixel is drawn by inverse CDF from its value's exact table, one uniform per pixel
-    (torch.poisson's per-element sampler was 2-3x slower on CPU here); other inputs use torch.poisson."""
+    each pixel is drawn by inverse CDF from its value's exact table, one float64 uniform per
+    pixel (torch.poisson's per-element sampler was 2-3x slower on CPU here); other inputs use
+    torch.poisson."""
     q = x * 255
     levels = q.round()
     if bool((q - levels).abs().amax() > 1e-3) or bool(levels.amin() < 0) or bool(levels.amax() > 255):
@@ -425,21 +426,27 @@ def scaled_poisson(x: torch.Tensor, scale: float, g: torch.Generator) -> torch.T
     width, buckets = cdf.shape[1], guide.shape[1]
     u = torch.rand(x.shape, generator=g, dtype=torch.float64).flatten()
     lv = levels.cpu().flatten().long()
-    # the guide names the smallest outcome whose CDF passes u's bucket's lower edge: mostly
-    # the answer, else one above; the few left (the tail bucket) search their row
-    k = guide.take(lv * buckets + (u * buckets).long().clamp_(max=buckets - 1))
-    row = lv * width
-    up = (cdf.take(row + k) <= u).nonzero().flatten()
-    k[up] += 1
-    left = up[cdf.take(row[up] + k[up]) <= u[up]]
-    if left.numel():
-        k[left] = torch.searchsorted(cdf[lv[left]], u[left].unsqueeze(1), right=True).flatten()
+    # the answer is min{k: cdf[k] > u}. The guide holds it for every u of a bucket, or, where a
+    # CDF value falls inside the bucket (a few % of draws), -1 - the smallest candidate: those
+    # step up once, and the rare rest (several CDF values in one bucket) search their row
+    k = guide.take(lv * buckets + (u * buckets).long().clamp_(max=buckets - 1)).long()
+    open_ = (k < 0).nonzero().flatten()
+    if open_.numel():
+        row, ko, uo = lv[open_] * width, -1 - k[open_], u[open_]
+        ko += cdf.take(row + ko) <= uo
+        left = (cdf.take(row + ko) <= uo).nonzero().flatten()
+        if left.numel():
+            rows = cdf[lv[open_[left]]]
+            ko[left] = torch.searchsorted(rows, uo[left].unsqueeze(1), right=True).flatten()
+        k[open_] = ko
     return k.view(x.shape).to(x) / scale
 
 
 @cache
 def _poisson_tables(scale: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """CDFs of Poisson(level / 255 * scale), level 0..255, and a guide table per level."""
+    """CDFs of Poisson(level / 255 * scale), level 0..255, and a guide per level over 4096 equal
+    buckets of u: the answer where it holds for the whole bucket, else -1 - the answer at the
+    bucket's lower edge."""
     lam = torch.arange(256, dtype=torch.float64).view(-1, 1) / 255 * scale
     width = int(scale + 12 * math.sqrt(scale) + 20)  # the tail beyond it is below 1e-15
     k = torch.arange(width, dtype=torch.float64).view(1, -1)
@@ -447,10 +454,11 @@ def _poisson_tables(scale: float) -> tuple[torch.Tensor, torch.Tensor]:
     logpmf[0] = torch.where(k[0] == 0, 0.0, -math.inf)  # rate 0 gives 0
     cdf = logpmf.exp().cumsum(1)
     cdf[:, -1] = 2.0  # every search ends inside the table
-    buckets = 2 * width
-    edges = (torch.arange(buckets, dtype=torch.float64) / buckets).expand(256, -1).contiguous()
-    guide = torch.searchsorted(cdf, edges, right=True)
-    return cdf, guide
+    buckets = 4096
+    edges = (torch.arange(buckets + 1, dtype=torch.float64) / buckets).expand(256, -1)
+    first = torch.searchsorted(cdf, edges[:, :-1].contiguous(), right=True)  # the answer at the lower edge
+    whole = cdf.gather(1, first) >= edges[:, 1:]  # ... and at every u of the bucket
+    return cdf, torch.where(whole, first, -1 - first).to(torch.int32)
 
 
 def seed_from(*parts: object) -> int:
