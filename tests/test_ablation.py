@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from assembled.ablation.profiles import eval_config, load_profiles
+from assembled.ablation.profiles import load_profiles
 from assembled.ablation.runner import run_ablation
 from assembled.ablation.spec import load_table
 from assembled.config_io import ConfigError
@@ -42,7 +42,7 @@ def test_table6_smoke_then_resume(ablation_env):
     assert len(children(client, "table06")) == 6
     # other evaluation settings: finished rows are not comparable any more and run again
     assert {r.data.tags["eval_hash"] for r in runs} == {
-        eval_config(load_profiles(root / "profiles.yaml")["smoke"]).identity()
+        load_profiles(root / "profiles.yaml")["smoke"].evaluation.identity()
     }
     shutil.copy(ROOT / "ablations" / "table06.yaml", root / "table06.yaml")
     text = (root / "profiles.yaml").read_text()
@@ -52,7 +52,7 @@ def test_table6_smoke_then_resume(ablation_env):
     assert changed.ran == ["T0"] and changed.skipped == []
     # T0's trial directory still holds its run and final checkpoint: it is re-evaluated into the
     # same run, which now carries the new identity; the other rows keep theirs
-    new_id = eval_config(load_profiles(root / "profiles.yaml")["smoke"]).identity()
+    new_id = load_profiles(root / "profiles.yaml")["smoke"].evaluation.identity()
     after = {r.data.tags["row"]: r.data.tags["eval_hash"] for r in children(client, "table06")}
     assert len(after) == 6 and after.pop("T0") == new_id and new_id not in after.values()
 

@@ -19,7 +19,7 @@ from ..data.preflight import check_source
 from ..evaluation.suite import EvalConfig
 from ..training import TrainConfig
 from .external_teachers import external_teachers
-from .profiles import Profile, Resources, eval_config, load_profiles, train_config
+from .profiles import Profile, Resources, load_profiles, train_config
 from .spec import ResolvedRow, Table, load_table, table_path
 from .transfer_rows import check_fits, checkpoint_identity, import_backbones, transfer_config
 
@@ -138,7 +138,7 @@ def build_plan(
     requested = [u.key for u in planned.values() if u.id in set(rows or [r.id for r in resolved])]
     for key in wanted_closure(planned, requested):
         planned[key].wanted = True
-    plan = Plan(path, table, profile, prof, data, planned, [r.id for r in resolved], eval_config(prof), n)
+    plan = Plan(path, table, profile, prof, data, planned, [r.id for r in resolved], prof.evaluation, n)
     check_data(plan)
     return plan
 

@@ -137,7 +137,3 @@ def train_config(
         )
     except ValidationError as e:
         raise ConfigError(describe(e, f"row {row.id}", first=True)) from None
-
-
-def eval_config(profile: Profile) -> EvalConfig:
-    return profile.evaluation

@@ -75,9 +75,10 @@ def corruption_errors(
     for start in range(0, total, CHUNK):
         x = images[start : start + CHUNK].to(device).float() / 255
         y = labels[start : start + CHUNK]
+        jpeg = released_jpeg and (family or severity_set(min(x.shape[-2:]))) in JPEG_RELEASED
         for name in names:
             for s, xc in corruptions.corrupt_severities(x, name, seed * 1_000_003 + start, family):
-                if released_jpeg and (family or severity_set(min(x.shape[-2:]))) in JPEG_RELEASED:
+                if jpeg:
                     xc = ops.release_jpeg(xc)
                 wrong[name][s - 1] += int((predict(model, xc, device)[:, 0] != y).sum())
                 bar.update(x.shape[0])
@@ -171,10 +172,11 @@ def flip_rates(
     done = 0
     for start in range(0, images.shape[0], CHUNK):
         x = images[start : start + CHUNK].to(device).float() / 255
+        video = x264 and param_set(min(x.shape[-2:])).video
         for name in names:
             ctx = None if contexts is None else contexts[start : start + CHUNK].to(device).float() / 255
             frames = sequence(x, name, seed * 1_000_003 + start, context=ctx)
-            if x264 and param_set(min(x.shape[-2:])).video:
+            if video:
                 frames = x264_roundtrip(frames, noise=name in NOISE)
             f, n = frames.shape[:2]
             top5 = predict(model, frames.flatten(0, 1), device, topk=5).view(f, n, -1)

@@ -4,9 +4,9 @@ The script multiplies the liquid layer by a shading map before normalising it: C
 the 8-bit liquid layer, their chamfer distance (``cv2.distanceTransform(..., DIST_L2, 5)``)
 truncated at 20, a 3x3 box blur, histogram equalisation, an emboss filter and another box blur.
 Without that map the water was 6-11 dB too strong at severity 1-3 (as measured against the
-script in issue #12). Each step below
-follows the OpenCV routine the script calls, including its integer rounding, so the map matches
-cv2's (tested against cv2 itself); torch has no Canny, chamfer distance or equalisation.
+script in issue #12). Each step below follows the OpenCV routine the script calls, including
+its integer rounding, so the map matches cv2's (tested against cv2 itself); torch has no Canny,
+chamfer distance or equalisation.
 """
 
 from __future__ import annotations
