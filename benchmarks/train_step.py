@@ -57,8 +57,8 @@ def pipeline_only(cfg: TrainConfig, steps: int, dev: torch.device) -> float:
     """Images/s of the training data alone, from the dataset through the trainer's loader to
     model inputs on the device: whether data or compute bounds a run."""
     from assembled.data import train_dataset
+    from assembled.data.loaders import loader_for
     from assembled.data.transforms import to_model_input
-    from assembled.training.trainer import loader_for
 
     loader = loader_for(train_dataset(cfg.data), cfg.optim.batch_size, True, cfg.data.num_workers)
     seen, t0 = 0, None

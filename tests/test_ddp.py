@@ -15,8 +15,8 @@ import torch.multiprocessing as mp
 from torch.utils.data import SequentialSampler
 
 from assembled.ablation.runner import run_ablation
+from assembled.data.loaders import ShardSampler
 from assembled.training import TrainConfig, Trainer
-from assembled.training.distributed import ShardSampler
 
 from .browser import free_port
 from .conftest import ROOT, children

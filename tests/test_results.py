@@ -12,7 +12,7 @@ from scipy import stats as scipy_stats
 
 from assembled.ablation.plan import REPEAT_SEED_STEP, build_plan, unit_key
 from assembled.ablation.report import latex, markdown, results_cells, terminal, text
-from assembled.ablation.stats import HELPS, HURTS, SINGLE, UNSURE, Gain, sign_agreement, spread, welch
+from assembled.ablation.stats import HELPS, HURTS, SINGLE, UNSURE, Gain, paired, sign_agreement, spread, welch
 from assembled.ablation.summary import agreement, build_summary, comparisons, health_flags
 
 from .conftest import ROOT
@@ -144,3 +144,44 @@ def test_repeats_come_from_the_cli_then_the_table_then_the_profile(tmp_path):
     (tmp_path / "t.yaml").write_text(table.replace("kind: stacked", "kind: stacked\nrepeats: 4"))
     assert build_plan(str(tmp_path / "t.yaml"), "smoke", ablations_dir=tmp_path).repeats == 4  # table
     assert build_plan(str(tmp_path / "t.yaml"), "smoke", ablations_dir=tmp_path, repeats=5).repeats == 5
+
+
+def test_paired_gain_is_scipys_paired_t_interval():
+    new, old = {0: 71.2, 1: 69.9, 2: 73.0}, {0: 70.1, 1: 68.6, 2: 71.8}
+    ref = scipy_stats.ttest_rel([71.2, 69.9, 73.0], [70.1, 68.6, 71.8]).confidence_interval(0.95)
+    g = paired(new, old, higher_is_better=True)
+    assert (g.lo, g.hi) == (pytest.approx(ref.low), pytest.approx(ref.high)) and g.verdict == HELPS
+    # unpaired, the seeds' spread (1.5 points) swamps the 1.2-point step; paired it is resolved
+    assert welch(list(new.values()), list(old.values()), True).verdict == UNSURE
+    assert paired({0: 1.0}, {0: 0.5}, True).verdict == SINGLE
+
+
+def test_rows_that_share_training_and_rows_near_chance_are_judged_as_such():
+    m = _manifest("stacked")
+    m["rows"][2]["trained_by"] = "A"  # B evaluates A's weights: paired by seed
+    m["rows"][4]["same_as"] = "B"  # D is B under this profile
+    units = _units({"R": [90, 91, 92], "A": [60, 62, 64], "B": [61, 63, 65.5], "C": [60, 75, 90], "D": [61, 63, 65.5]})
+    s = build_summary(m, units).set_index("row")
+    assert s.loc["B", "top1_verdict"] == HELPS and s.loc["B", "d_top1_lo"] > 0  # +1.17, paired
+    assert s.loc["D", "top1_verdict"] == "same config as B" and s.loc["D", "d_top1"] == 0
+    summary = s.reset_index()
+    assert "paired by seed" in terminal(m, summary, agreement(summary))
+    # the row judged against learned nothing: no gain over it, and nothing relative to it
+    chance = _units({"R": [90, 91, 92], "A": [10.5, 30, 31], "B": [70, 71, 72], "C": [60, 75, 90], "D": [71, 72]})
+    s = build_summary(_manifest("stacked"), chance).set_index("row")
+    assert s.loc["B", "top1_verdict"] == "void (A near chance)" and pd.isna(s.loc["B", "d_top1"])
+    assert s.loc["C", "top1_verdict"] == UNSURE  # C is judged against B, which learned
+    out = terminal(_manifest("stacked"), s.reset_index(), {})
+    assert "void (A near chance)" in out and "measures nothing" in out
+
+
+def test_an_unsteady_timing_shows_no_ratio_and_no_speed():
+    m = _manifest("stacked")
+    units = _units({"R": [90, 91, 92], "A": [60, 61, 62], "B": [70, 71, 72], "C": [60, 75, 90], "D": [71, 71.5]})
+    units["throughput_ratio_r50"] = 0.8
+    units["throughput_ratio_reliable"] = 1.0
+    units.loc[units["row"] == "B", "throughput_ratio_reliable"] = 0.0
+    s = build_summary(m, units).set_index("row")
+    assert s.loc["A", "throughput_ratio_r50"] == pytest.approx(0.8) and pd.isna(s.loc["B", "throughput_ratio_r50"])
+    assert pd.isna(s.loc["B", "throughput_cost"]) and pd.isna(s.loc["D", "throughput_cost"])  # D is vs B
+    assert "throughput unreliable" in s.loc["B", "flags"]

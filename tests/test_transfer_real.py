@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from assembled.data import val_dataset
+from assembled.data.loaders import loader_for
 from assembled.evaluation.retrieval import evaluate_recall
 from assembled.training import TrainConfig, Trainer
-from assembled.training.trainer import loader_for
 from assembled.training.transfer import build_network
 
 SMALL = {"width": 16, "layers": [1, 1, 1, 1], "small_input": True}

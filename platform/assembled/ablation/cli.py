@@ -17,6 +17,7 @@ def cmd_ablation(args: argparse.Namespace) -> int:
         rows=args.rows,
         repeats=args.repeats,
         executor=args.executor,
+        retime=args.retime,
     )
     print_result(result)
     return 1 if result.failed or result.not_run else 0
@@ -33,6 +34,7 @@ def register(sub) -> None:
     s.add_argument(
         "--repeats", type=int, metavar="N", help="seeds per row (default: the table's, else the profile's, else 1)"
     )
+    s.add_argument("--retime", action="store_true", help="time every row's inference again (e.g. on an idle machine)")
     s.add_argument(
         "--executor",
         choices=["ray", "local"],

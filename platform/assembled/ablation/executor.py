@@ -102,14 +102,17 @@ class RayExecutor:
 
     def measure_throughput(self, jobs: dict, reference: dict, reference_size: int, batch: int, repeats: int, gpu: bool):
         """Every job's throughput, timed in one task that holds a whole node (all its CPUs, or a
-        GPU), after training, so no other trial shares the device while it is timed."""
+        GPU), after training, so no other trial shares the device while it is timed; its worker
+        process serves no other task (``max_calls=1``)."""
         import ray
 
         from ..evaluation.throughput import measure_architectures
 
         nodes = [n for n in self.nodes() if not gpu or n.get("GPU", 0) >= 1]
         cpus = max((n.get("CPU", 1) for n in nodes), default=1)
-        task = ray.remote(measure_architectures).options(num_cpus=cpus, num_gpus=1 if gpu else 0, max_retries=1)
+        task = ray.remote(measure_architectures).options(
+            num_cpus=cpus, num_gpus=1 if gpu else 0, max_retries=1, max_calls=1
+        )
         device = "cuda" if gpu else "cpu"
         return ray.get(task.remote(jobs, reference, reference_size, batch, repeats, device, int(cpus)))
 

@@ -48,7 +48,7 @@ class LocalExecutor:
     def _one(self, spec: TrialSpec, max_failures: int, lines: Lines) -> Outcome:
         if spec.workers > 1:
             why = "the local executor runs one process per trial: data-parallel trials (workers > 1) need Ray"
-            lines.error(spec.row, why)
+            lines.error(spec.row, spec.row, why)
             return Outcome("failed", spec.run_id, why)
         final: dict = {}
 
@@ -69,11 +69,17 @@ class LocalExecutor:
         return outcome(spec, final)
 
     def measure_throughput(self, jobs: dict, reference: dict, reference_size: int, batch: int, repeats: int, gpu: bool):
+        """Timed in a fresh process of its own (this one's threads and caches are the trials')."""
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
         from ..evaluation.throughput import measure_architectures
 
         device = "cuda" if gpu else "cpu"
         threads = os.cpu_count() or 1
-        return measure_architectures(jobs, reference, reference_size, batch, repeats, device, threads)
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            job = pool.submit(measure_architectures, jobs, reference, reference_size, batch, repeats, device, threads)
+            return job.result()
 
     def teacher_logits(self, uri: str, teacher_run: str, student) -> bool:
         return _store_logits(uri, teacher_run, student)

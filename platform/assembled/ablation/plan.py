@@ -49,11 +49,14 @@ class PlannedRow:
     wanted: bool = False
     repeat: int = 0
     backbone: str | None = None  # transfer rows: unit key of the backbone row (repeat 0)
+    same_as: str | None = None  # an earlier unit with this very config: its run is this unit's result
+    trained_by: str | None = None  # an earlier unit that trains the same weights: this one only evaluates them
 
     @property
     def needs(self) -> list[str]:
-        """The units that must finish before this one can start: its teacher, its backbone."""
-        return [u for u in (self.teacher, self.backbone) if u]
+        """The units that must finish before this one can start: its teacher, its backbone, the
+        unit whose training it evaluates or whose run it is."""
+        return [u for u in (self.teacher, self.backbone, self.trained_by, self.same_as) if u]
 
     @property
     def id(self) -> str:
@@ -76,6 +79,7 @@ class Plan:
     eval_cfg: EvalConfig
     repeats: int = 1
     notes: list[str] = field(default_factory=list)
+    paper_only: list[str] = field(default_factory=list)  # reference rows this profile does not train
 
     @property
     def experiment(self) -> str:
@@ -91,8 +95,13 @@ class Plan:
 
     @property
     def units(self) -> dict[str, tuple[str, str]]:
-        """unit key -> (row id, config hash): how a unit's run is found in MLflow."""
-        return {k: (u.id, u.cfg.config_hash()) for k, u in self.rows.items()}
+        """unit key -> (row id, config hash): how a unit's run is found in MLflow (a unit with
+        the config of an earlier one is found as that one's run)."""
+        return {k: self.run_key(u) for k, u in self.rows.items()}
+
+    def run_key(self, unit: PlannedRow) -> tuple[str, str]:
+        owner = self.rows[unit.same_as] if unit.same_as else unit
+        return owner.id, owner.cfg.config_hash()
 
     def is_reference(self, unit: PlannedRow) -> bool:
         """Shown, not judged: a reference model, or a row of another table (a teacher, a backbone)."""
@@ -135,10 +144,16 @@ def build_plan(
     bind_teachers(planned, path)
     n = repeats or table.repeats or prof.repeats
     add_repeats(planned, [r.id for r in resolved], n)
-    requested = [u.key for u in planned.values() if u.id in set(rows or [r.id for r in resolved])]
+    share_training(planned, [r.id for r in resolved])
+    asked = set(rows or [r.id for r in resolved])
+    # a profile too small to train the reference models shows the paper's numbers for them instead
+    paper_only = set() if rows or prof.train_references else {r.id for r in resolved if r.reference}
+    requested = [u.key for u in planned.values() if u.id in asked - paper_only]
     for key in wanted_closure(planned, requested):
         planned[key].wanted = True
+    paper_only = {rid for rid in paper_only if not planned[rid].wanted}  # a teacher someone needs trains
     plan = Plan(path, table, profile, prof, data, planned, [r.id for r in resolved], prof.evaluation, n)
+    plan.paper_only = sorted(paper_only, key=[r.id for r in resolved].index)
     check_data(plan)
     return plan
 
@@ -233,6 +248,25 @@ def add_repeats(units: dict[str, PlannedRow], table_rows: list[str], n: int) -> 
             units[unit_key(rid, k)] = PlannedRow(first.row, cfg, first.teacher, repeat=k, backbone=first.backbone)
 
 
+def share_training(units: dict[str, PlannedRow], table_rows: list[str]) -> None:
+    """Rows that need no training of their own, seed by seed, against earlier rows of the table:
+    the same config (``same_as``: a profile's cap made T4 equal to T3, so T4 is T3's run), or the
+    same training with another evaluation crop (``trained_by``: T4 is T3's weights evaluated at
+    256 px, as in the paper). Nothing is trained twice."""
+    for i, rid in enumerate(table_rows):
+        for unit in (u for u in units.values() if u.id == rid):
+            for earlier in table_rows[:i]:
+                other = units.get(unit_key(earlier, unit.repeat))
+                if other is None or other.same_as:
+                    continue
+                if other.cfg.config_hash() == unit.cfg.config_hash():
+                    unit.same_as = other.key
+                    break
+                if other.cfg.training_hash() == unit.cfg.training_hash():
+                    unit.trained_by = other.trained_by or other.key
+                    break
+
+
 def wanted_closure(rows: dict[str, PlannedRow], requested: list[str]) -> set[str]:
     """The requested rows and every teacher and backbone up their chains (G -> T -> S pulls in T and G)."""
     wanted: set[str] = set()
@@ -268,7 +302,7 @@ def check_data(plan: Plan) -> None:
             raise ConfigError(f"{origin}: {e}") from None
 
 
-Action = Literal["run", "re-evaluate", "skip"]
+Action = Literal["run", "re-evaluate", "skip", "same"]
 
 
 @dataclass
@@ -282,7 +316,10 @@ def decide(plan: Plan, finished: dict[str, str | None], rerun: bool) -> dict[str
     eval_id = plan.eval_cfg.identity()
     out: dict[str, Decision] = {}
     for rid in plan.wanted:
-        if rid not in finished:
+        same = plan.rows[rid].same_as
+        if same:
+            out[rid] = Decision("same", f"the same config as {same} under this profile: {same}'s run is its result")
+        elif rid not in finished:
             out[rid] = Decision("run", "no finished run with this config hash")
         elif rerun:
             out[rid] = Decision("run", "--rerun: trained afresh into a new run")
@@ -320,10 +357,17 @@ def fit_resources(
             f"{_fmt(have)}; lower 'resources' in profiles.yaml or add a larger node"
         )
     fitted = {k: min(v, have[k]) for k, v in need.items() if have[k] > 0}
+    if "GPU" not in fitted and fitted.get("CPU", 0) > 1:
+        # more one-thread trials, not fewer multi-thread ones: small convolutions do not split well
+        # over threads (benchmarks/threads.py on 2 idle cores: two one-thread trials trained 252
+        # img/s together, one two-thread trial 203: 1.25x; on a loaded box the issue saw 15-30x)
+        fitted["CPU"] = 1.0
     note = (
         f"profile {profile} asks for {_fmt(need)} per trial; this machine has {_fmt(have)}: "
         f"each trial gets {_fmt(fitted)}"
     )
+    if "GPU" not in fitted and have.get("CPU", 0) >= 2:
+        note += f" ({int(have['CPU'])} one-thread trials at once: faster here than fewer multi-thread ones)"
     return fitted, note
 
 

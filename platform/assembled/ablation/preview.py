@@ -81,6 +81,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     estimate = Estimator(client)
     print(f"{plan.path.name}: {plan.table.title} (profile {args.profile}; {plan.profile.description})")
     print(f"{plan.repeats} seed(s) a row; {plan.table.kind}: {_judged(plan)}")
+    if plan.paper_only:
+        print(
+            f"reference rows {', '.join(plan.paper_only)}: the paper's numbers only, not trained under profile "
+            f"{args.profile} (train_references: false; --rows trains them)"
+        )
     counts: dict[str, int] = {}
     cost, unknown = 0.0, 0
     for rid in dict.fromkeys(u.id for u in plan.rows.values()):
@@ -98,7 +103,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
             line = f"{'':12}seed {u.cfg.seed}: {action}" + (f" - {d.why}" if d else "")
             if u.key in reused and d and d.action == "skip":
                 line += f" (reuses {reused[u.key]})"
-            if d and d.action != "skip":
+            if u.trained_by and d and d.action != "skip":
+                line += f"; evaluates {u.trained_by}'s weights (the same training; only the evaluation crop differs)"
+            elif d and d.action not in ("skip", "same"):
                 est = estimate(u.cfg, plan.profile_name)
                 if est:
                     cost += est.seconds

@@ -1,7 +1,9 @@
-"""Live lines on the driver: one per trial event (row, epoch, loss, top-1, evaluation phase) and,
-whenever a trial starts or ends, one overall line for the invocation: units done / total,
-running, failed, elapsed and ETA. Ray-free (the local executor prints through it too); the
-Tune callback that feeds it is tune_lines.py."""
+"""Live lines on the driver: one per trial event (row, epoch, loss, top-1, progress inside a long
+epoch, evaluation phase) and, whenever a trial starts, ends or reports progress, one overall line
+for the invocation: units done / total, running, failed, elapsed and ETA. The ETA counts the
+running trials' training still to do (from their own pace) and the trials not started yet at the
+mean trial length. Ray-free (the local executor prints through it too); the Tune callback that
+feeds it is tune_lines.py."""
 
 from __future__ import annotations
 
@@ -21,11 +23,28 @@ class Tally:
     failed: int = 0
     running: int = 0
     started: float = field(default_factory=time.time)
+    pace: dict = field(default_factory=dict)  # running trial -> (its start, fraction of its training done)
+    lengths: list = field(default_factory=list)  # finished trials' durations (s)
+
+    def eta(self) -> float | None:
+        """Seconds left: what the running trials' pace says they need, plus the trials not
+        started at the mean trial length, over as many at once as run now."""
+        now = time.time()
+        expected = [(now - t0) / f for t0, f in self.pace.values() if f > 0.02]  # a whole trial, at its pace
+        typical = self.lengths + expected
+        if not typical:
+            return None
+        mean = sum(typical) / len(typical)
+        left = sum(max(0.0, (now - t0) / f - (now - t0)) for t0, f in self.pace.values() if f > 0.02)
+        left += sum(mean for _, f in self.pace.values() if f <= 0.02)
+        waiting = max(0, self.total - self.done - self.failed - self.running)
+        return (left + waiting * mean) / max(1, self.running)
 
     def line(self, name: str) -> str:
         elapsed = time.time() - self.started
         ended = self.done + self.failed
-        eta = f"ETA ~{duration(elapsed / ended * (self.total - ended))}" if ended and ended < self.total else "ETA -"
+        left = self.eta() if ended < self.total else None
+        eta = f"ETA ~{duration(left)}" if left is not None else "ETA -"
         return (
             f"[{name}] {ended}/{self.total} trials ended ({self.done} finished, {self.failed} failed), "
             f"{self.running} running, {duration(elapsed)} elapsed, {eta}"
@@ -45,36 +64,44 @@ class Lines:
     def _say(self, text: str) -> None:
         print(text, file=sys.stdout, flush=True)  # looked up at print time: Ray pickles callbacks
 
-    def _overall(self, started: int = 0, ended: int = 0, failed: bool = False) -> None:
+    def _overall(self, key: object = None, started: int = 0, ended: int = 0, failed: bool = False) -> None:
         if self.tally is None:
             return
         self.tally.running += started - ended
+        if started:
+            self.tally.pace[key] = (self.started[key], 0.0)
         if ended:
             self.tally.failed += int(failed)
             self.tally.done += int(not failed)
+            t0, _ = self.tally.pace.pop(key, (None, 0.0))
+            if t0 is not None and not failed:
+                self.tally.lengths.append(time.time() - t0)
         self._say(self.tally.line(self.name))
 
     def start(self, key: object, row: str) -> None:
         self.started[key] = time.time()
         self._say(f"[{row}] started")
-        self._overall(started=1)
+        self._overall(key, started=1)
 
     def result(self, key: object, result: dict) -> None:
         row = result.get("row", "?")
         if result.get("failed"):
             self._say(f"[{row}] FAILED: {result.get('reason')}")
-            self._overall(ended=1, failed=True)
+            self._overall(key, ended=1, failed=True)
             return
         if result.get("pruned"):
             self._say(f"[{row}] {result.get('reason')}")
-            self._overall(ended=1)
+            self._overall(key, ended=1)
             return
         if result.get("skipped_images"):
             n = int(result["skipped_images"])
             self._say(f"[{row}] {n} unreadable image(s) skipped (artifact skipped_files.txt)")
         if result.get("finished"):
             self._say(f"[{row}] finished: {_headline(result)}")
-            self._overall(ended=1)
+            self._overall(key, ended=1)
+            return
+        if result.get("phase") == "train":
+            self._train_progress(key, row, result)
             return
         if result.get("phase"):
             self._say(f"[{row}] evaluating {result['phase']}: {100 * result.get('progress', 0):.0f}%")
@@ -89,9 +116,20 @@ class Lines:
             f"ETA {eta:.0f}s (+ evaluation)"
         )
 
-    def error(self, row: str, why: str) -> None:
+    def _train_progress(self, key: object, row: str, p: dict) -> None:
+        """Where a trial is inside a long epoch: step, pace, what its training still needs."""
+        self._say(
+            f"[{row}] epoch {p.get('epoch')}/{p.get('epochs')} step {p.get('step')}/{p.get('steps')} "
+            f"({100 * p.get('fraction', 0):.0f}% of training), {p.get('images_per_s', nan):.0f} img/s, "
+            f"ETA {duration(p.get('train_eta_s', 0))} (+ evaluation)"
+        )
+        if self.tally is not None and key in self.tally.pace:
+            self.tally.pace[key] = (self.tally.pace[key][0], float(p.get("fraction", 0)))
+            self._say(self.tally.line(self.name))
+
+    def error(self, key: object, row: str, why: str) -> None:
         self._say(f"[{row}] error: {why}")
-        self._overall(ended=1, failed=True)
+        self._overall(key, ended=1, failed=True)
 
 
 def _headline(result: dict) -> str:

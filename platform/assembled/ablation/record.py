@@ -272,6 +272,7 @@ def manifest(plan: Plan) -> dict:
                 "base": u.row.base,
                 "vs": u.row.vs,
                 "reference": plan.is_reference(u),
+                "paper_only": u.id in plan.paper_only,
                 "table_row": u.id in plan.table_rows,
                 "paper_epochs": u.row.epochs,
                 "epochs": u.cfg.optim.epochs,
@@ -279,12 +280,16 @@ def manifest(plan: Plan) -> dict:
                 "backbone": plan.rows[u.backbone].id if u.backbone else None,
                 "dataset": u.row.dataset,
                 "config_hash": hashes[key],
+                "same_as": plan.rows[u.same_as].id if u.same_as else None,
+                "trained_by": plan.rows[u.trained_by].id if u.trained_by else None,
                 "requested": False,
                 "paper": u.row.paper.model_dump(),
                 "units": [],
             },
         )
-        entry["units"].append({"repeat": u.repeat, "config_hash": hashes[key], "requested": u.wanted})
+        unit = {"repeat": u.repeat, "config_hash": hashes[key], "requested": u.wanted}
+        unit |= {k: v for k, v in (("same_as", u.same_as), ("trained_by", u.trained_by)) if v}
+        entry["units"].append(unit)
         entry["requested"] = entry["requested"] or u.wanted
     return {
         "table": str(plan.table.table),

@@ -46,8 +46,9 @@ def _signed(v) -> str:
 
 def _gain(rec: dict, col: str) -> str:
     d, lo, hi = (_num(rec.get(k)) for k in (f"d_{col}", f"d_{col}_lo", f"d_{col}_hi"))
-    if d is None:
-        return "-"
+    if d is None:  # no gain to print; a void comparison still says why
+        v = rec.get(f"{col}_verdict")
+        return v if isinstance(v, str) and v.startswith("void") else "-"
     interval = f" [{lo:+.2f}, {hi:+.2f}]" if lo is not None and hi is not None else ""
     return f"{d:+.2f}{interval} {rec.get(f'{col}_verdict', '')}".strip()
 
@@ -114,6 +115,25 @@ def notes(manifest: dict, summary: pd.DataFrame, agreement: dict[str, str]) -> l
         lines.append(
             f"Gains: {how}; mean difference over seeds with a 95% Welch interval. "
             "'cannot tell' = the interval spans 0 at this budget (more seeds or epochs may resolve it)."
+        )
+    verdicts = summary["top1_verdict"].dropna().astype(str) if "top1_verdict" in summary else pd.Series([])
+    if verdicts.str.startswith("void").any():
+        lines.append(
+            "void: the row it is judged against ended near chance in some seed; a gain over a model that "
+            "learned nothing (and errors relative to it) measures nothing, so none is printed"
+        )
+    trained_by = {r["id"]: r["trained_by"] for r in manifest.get("rows", []) if r.get("trained_by")}
+    if trained_by:
+        pairs = ", ".join(f"{a} evaluates {b}'s weights" for a, b in trained_by.items())
+        lines.append(
+            f"{pairs} (the same training; only the evaluation crop differs): that gain is paired by seed (mean "
+            "of the per-seed differences, t interval with n-1 degrees of freedom)"
+        )
+    same = {r["id"]: r["same_as"] for r in manifest.get("rows", []) if r.get("same_as")}
+    if same:
+        lines.append(
+            "; ".join(f"{a} is {b} under this profile (the same config)" for a, b in same.items())
+            + ": not trained twice, the same runs"
         )
     if "top1_verdict" in summary and (summary["top1_verdict"] == SINGLE).any():
         lines.append("n=1: one seed a row cannot separate a gain from noise; run with --repeats 2 or more.")

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..config_io import ConfigError
+from ..evaluation.protocol import MAX_CV
 from ..tracking.store import tracking_uri
 from .executor import RayExecutor, join_uri
 from .interrupts import interruptible, run_recorded
@@ -47,6 +48,7 @@ class AblationResult:
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     not_run: dict[str, str] = field(default_factory=dict)
+    identical: dict[str, str] = field(default_factory=dict)  # units whose result is an earlier unit's run
     logits_computed: int = 0
     notes: list[str] = field(default_factory=list)
     summary_csv: Path | None = None
@@ -65,17 +67,19 @@ def run_ablation(
     rows: list[str] | None = None,
     repeats: int | None = None,
     executor: str = "ray",
+    retime: bool = False,
 ) -> AblationResult:
     """``executor``: "ray" (a local Ray, or the cluster at ``address``) or "local" (the trials
-    one after another in this process; see local_executor.py)."""
+    one after another in this process; see local_executor.py). ``retime``: time every row's
+    inference again, finished or not."""
     plan = build_plan(spec, profile, data, rows, ablations_dir, repeats)
     workdir = (workdir or Path.cwd() / "runs") / plan.experiment
     with interruptible():
         recorder = Recorder(plan, tracking_uri(), workdir)
         recorder.open()
-        return _Run(
-            plan, recorder, make_executor(executor, address, workdir, plan.experiment), workdir, rerun
-        ).execute()
+        run = _Run(plan, recorder, make_executor(executor, address, workdir, plan.experiment), workdir, rerun)
+        run.retime = retime
+        return run.execute()
 
 
 def make_executor(kind: str, address: str | None, workdir: Path, name: str):
@@ -98,6 +102,7 @@ class _Run:
         self.run_of: dict[str, str] = {}
         self.resources: dict[str, float] = {}
         self.tally = Tally(0)
+        self.retime = False
 
     def execute(self) -> AblationResult:
         return run_recorded(self._body, self._end, "run the same command to resume")
@@ -122,7 +127,10 @@ class _Run:
         finished = self.recorder.finished()
         decisions = decide(self.plan, {rid: r.data.tags.get("eval_hash") for rid, r in finished.items()}, self.rerun)
         for rid, d in decisions.items():
-            if d.action == "skip":
+            if d.action == "same":  # another unit's run is this one's: nothing of its own to do
+                self.state[rid] = "same"
+                self.result.identical[rid] = d.why
+            elif d.action == "skip":
                 self.state[rid], self.run_of[rid] = "finished", finished[rid].info.run_id
                 self.result.skipped.append(rid)
                 if rid in self.recorder.reused:
@@ -130,10 +138,30 @@ class _Run:
             else:
                 self.state[rid] = "pending"
                 self.tally.total += 1
+        self._say_shared()
         again = sorted(rid for rid, d in decisions.items() if d.action == "re-evaluate")
         if again:
             print(f"{self.plan.path.name}: re-evaluating {', '.join(again)}: {decisions[again[0]].why}")
         return decisions
+
+    def _say_shared(self) -> None:
+        """Rows that train nothing of their own, said once per row."""
+        rows = self.plan.rows
+        name = self.plan.path.name
+        if self.plan.paper_only:
+            print(
+                f"{name}: reference rows {', '.join(self.plan.paper_only)} show the paper's numbers only (profile "
+                f"{self.plan.profile_name} does not train them; --rows does)"
+            )
+        same = {rows[k].id: rows[rows[k].same_as].id for k in self.result.identical}
+        for row, other in same.items():
+            print(f"{name}: {row} has the same config as {other} under profile {self.plan.profile_name}: "
+                  f"{other}'s runs are its result (not trained twice)")  # fmt: skip
+        evaluates = {
+            u.id: rows[u.trained_by].id for k, u in rows.items() if u.trained_by and self.state.get(k) == "pending"
+        }
+        for row, other in evaluates.items():
+            print(f"{name}: {row} evaluates {other}'s weights (the same training; only the evaluation crop differs)")
 
     @property
     def trial_resources(self) -> dict[str, float]:
@@ -179,8 +207,16 @@ class _Run:
                 self.result.not_run[rid] = f"what it needs ({needs}) did not finish"
 
     def _teacher_done(self, rid: str) -> bool:
-        """Its KD teacher and its backbone (a transfer row) are finished."""
-        return all(self.state.get(u) == "finished" for u in self.plan.rows[rid].needs)
+        """What it needs (KD teacher, backbone, the unit that trains its weights) is finished."""
+        return all(self._state_of(u) == "finished" for u in self.plan.rows[rid].needs)
+
+    def _state_of(self, unit: str) -> str | None:
+        """A unit's state; a unit identical to another has that one's."""
+        return self.state.get(self._owner(unit))
+
+    def _owner(self, unit: str) -> str:
+        """The unit whose run is ``unit``'s result: itself, or the one it is identical to."""
+        return self.plan.rows[unit].same_as or unit
 
     def _block_students_of_failed_teachers(self) -> None:
         changed = True
@@ -188,9 +224,9 @@ class _Run:
             changed = False
             for rid, s in self.state.items():
                 prow = self.plan.rows[rid]
-                failed = [u for u in prow.needs if self.state.get(u) in ("failed", "blocked")]
+                failed = [u for u in prow.needs if self._state_of(u) in ("failed", "blocked")]
                 if s == "pending" and failed:
-                    role = "teacher" if failed[0] == prow.teacher else "backbone"
+                    role = {prow.teacher: "teacher", prow.backbone: "backbone"}.get(failed[0], "training of")
                     why = f"{role} {failed[0]} failed: {self.result.failed.get(failed[0], '?')}"
                     self.state[rid], self.result.failed[rid] = "blocked", why
                     self.tally.failed += 1
@@ -204,7 +240,7 @@ class _Run:
         cfg = prow.cfg
         teacher_run = None
         if prow.teacher:
-            teacher_run = self.run_of[prow.teacher]
+            teacher_run = self.run_of[self._owner(prow.teacher)]
             try:
                 computed = self.executor.teacher_logits(self.recorder.uri, teacher_run, cfg)
             except TeacherFailed as e:
@@ -227,46 +263,61 @@ class _Run:
             gpu="GPU" in self.resources,
             threads=trial_threads(self.plan.profile.resources, self.resources),
             teacher_run=teacher_run,
-            backbone_run=self.run_of.get(prow.backbone) if prow.backbone else None,
+            backbone_run=self.run_of.get(self._owner(prow.backbone)) if prow.backbone else None,
+            trained_run=self.run_of.get(prow.trained_by) if prow.trained_by else None,
             workers=self.plan.profile.resources.workers,
             worker_resources=self.resources,
             storage=join_uri(self.executor.storage, "train"),
         )
 
     def _throughput(self) -> None:
-        """Time every row that ran now, or that finished without a throughput, alone on a node."""
+        """Time every row that ran now, or whose timing is missing or of another protocol, once
+        per run (a row identical to another shares its run), in a process of its own on a node."""
         ev = self.plan.eval_cfg
         if not ev.throughput:
             return
-        finished = self.recorder.finished()
-        todo = {
-            rid: run
-            for rid, run in finished.items()
-            if self.plan.rows[rid].wanted and (rid in self.result.ran or "throughput" not in run.data.metrics)
-        }
+        prof = self.plan.profile
+        reference, ref_size = {"name": "resnet50", **prof.resnet}, scaled_size(224, prof)
+        protocol = throughput_protocol(ev, prof.resnet, ref_size)
+        todo: dict[str, tuple[str, object]] = {}  # run id -> (unit, run)
+        for rid, run in self.recorder.finished().items():
+            current = run.data.tags.get("throughput_protocol") == protocol
+            if self.plan.rows[rid].wanted and (rid in self.result.ran or not current or self.retime):
+                todo.setdefault(run.info.run_id, (rid, run))
         if not todo:
             return
         if not self.executor.connected:
             self._start_executor()
-        prof = self.plan.profile
-        reference, ref_size = {"name": "resnet50", **prof.resnet}, scaled_size(224, prof)
         jobs = {}
-        for rid, run in todo.items():
+        for run_id, (rid, run) in todo.items():
             cfg = self.plan.rows[rid].cfg
             classes = int(run.data.tags.get("data.num_classes", cfg.data.num_classes))
-            jobs[rid] = (cfg.model, cfg.data.eval_crop, classes)
+            jobs[run_id] = (cfg.model, cfg.data.eval_crop, classes)
         gpu = "GPU" in self.resources
-        print(f"timing inference of {len(jobs)} row(s) alone on a node ({'GPU' if gpu else 'all CPUs'})")
+        where = "GPU" if gpu else "all CPUs"
+        print(f"timing inference of {len(jobs)} run(s) in a process of its own on a node ({where})")
         figures = self.executor.measure_throughput(
             jobs, reference, ref_size, ev.throughput_batch, ev.throughput_repeats, gpu
         )
-        protocol = (
-            f"batch {ev.throughput_batch}, FP32, median/min/max of {ev.throughput_repeats} after warm-up, timed "
-            f"alone on a node after training, once per inference network (DropBlock off); ratio to ResNet-50 "
-            f"{prof.resnet or ''} at {ref_size}px"
-        )
-        for rid, metrics in figures.items():
-            self.recorder.log_metrics(todo[rid].info.run_id, metrics, {"throughput_protocol": protocol})
+        shaky = [todo[k][0] for k, m in figures.items() if not m["throughput_ratio_reliable"]]
+        if shaky:
+            print(
+                f"throughput of {', '.join(sorted(shaky))} is unreliable (its rounds or the R50's varied more than "
+                f"{MAX_CV:.0%}): no ratio to R50 is shown for it; time it again on an idle machine (--retime)"
+            )
+        for run_id, metrics in figures.items():
+            self.recorder.log_metrics(run_id, metrics, {"throughput_protocol": protocol})
+
+
+def throughput_protocol(ev, resnet: dict, ref_size: int) -> str:
+    """What a stored timing was measured by (tag ``throughput_protocol``): a row timed by another
+    protocol is timed again."""
+    return (
+        f"batch {ev.throughput_batch}, FP32, median of {ev.throughput_repeats} interleaved rounds (each >= 0.2 s) "
+        f"after warm-up, in a process of its own holding a node after training, once per inference network "
+        f"(DropBlock off); ratio = median of per-round ratios to ResNet-50 {resnet or ''} at {ref_size}px; "
+        f"unreliable when the rounds' CV > {MAX_CV:.0%}"
+    )
 
 
 def print_result(result: AblationResult) -> None:

@@ -81,6 +81,24 @@ def welch(new: Sequence[float | None], old: Sequence[float | None], higher_is_be
     return Gain(delta, lo, hi, verdict(lo, hi, higher_is_better))
 
 
+def paired(new: dict[int, float | None], old: dict[int, float | None], higher_is_better: bool) -> Gain:
+    """Gain of ``new`` over ``old`` measured on the same trainings (keys: the seed's repeat): the
+    mean of the per-seed differences with a 95% t interval (n - 1 degrees of freedom). For rows
+    that evaluate another row's weights (T4 is T3 at 256 px): the seed-to-seed spread of the
+    training cancels, which is what pairing is for."""
+    pairs = [finite([v, old.get(k)]) for k, v in new.items()]
+    diffs = [a - b for a, b in (p for p in pairs if len(p) == 2)]
+    if not diffs:
+        return welch(list(new.values()), list(old.values()), higher_is_better)
+    d = spread(diffs)
+    assert d.mean is not None
+    if d.n < 2 or d.std is None:
+        return Gain(d.mean, None, None, SINGLE)
+    half = _t_quantile(d.n - 1) * d.std / math.sqrt(d.n) if d.std > 0 else 0.0
+    lo, hi = d.mean - half, d.mean + half
+    return Gain(d.mean, lo, hi, verdict(lo, hi, higher_is_better))
+
+
 def verdict(lo: float, hi: float, higher_is_better: bool) -> str:
     if lo > 0:
         return HELPS if higher_is_better else HURTS

@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from ..data.corruptions import STANDARD
 from ..data.perturbations import PERTURBATIONS
 from .plan import unit_key
-from .stats import HIGHER_IS_BETTER, Gain, sign_agreement, spread, welch
+from .stats import HIGHER_IS_BETTER, Gain, paired, sign_agreement, spread, welch
 
 COLUMNS = ["top1", "mce", "mfr", "throughput"]
 GAINS = ["top1", "mce", "mfr"]
@@ -41,16 +41,18 @@ PER_ITEM = ("ce_", "fr_", "cerr_", "fp_", "t5d_")  # per-corruption / per-pertur
 
 # -- finding runs ------------------------------------------------------------------------------
 def latest_runs(client: MlflowClient, experiment_id: str, units: dict[str, tuple[str, str]]) -> dict[str, Run]:
-    """Newest run (any status) of each unit in the experiment, found by tags row + config_hash."""
-    key_of = {v: k for k, v in units.items()}
+    """Newest run (any status) of each unit in the experiment, found by tags row + config_hash
+    (units with the same pair, a row identical to an earlier one, share that run)."""
+    keys_of: dict[tuple[str, str], list[str]] = {}
+    for k, v in units.items():
+        keys_of.setdefault(v, []).append(k)
     runs = client.search_runs(
         [experiment_id], "tags.row != ''", order_by=["attributes.start_time DESC"], max_results=5000
     )
     out: dict[str, Run] = {}
     for r in runs:
-        key = key_of.get((r.data.tags.get("row"), r.data.tags.get("config_hash")))
-        if key is not None and key not in out:
-            out[key] = r
+        for key in keys_of.get((r.data.tags.get("row"), r.data.tags.get("config_hash")), []):
+            out.setdefault(key, r)
     return out
 
 
@@ -60,7 +62,9 @@ def reusable_runs(
     """FINISHED runs of other tables' experiments with a unit's config hash and this evaluation
     identity: the same experiment, already done."""
     others = [e.experiment_id for e in client.search_experiments() if e.experiment_id != experiment_id]
-    wanted = {h: k for k, (_, h) in units.items()}
+    wanted: dict[str, list[str]] = {}
+    for k, (_, h) in units.items():
+        wanted.setdefault(h, []).append(k)
     out: dict[str, Run] = {}
     for i in range(0, len(others), 100):  # MLflow takes at most 100 experiments per search
         found = client.search_runs(
@@ -70,9 +74,10 @@ def reusable_runs(
             max_results=5000,
         )
         for r in found:
-            key = wanted.get(r.data.tags.get("config_hash", ""))
-            if key is not None and key not in out and r.data.tags.get("eval_hash") == eval_id:
-                out[key] = r
+            if r.data.tags.get("eval_hash") != eval_id:
+                continue
+            for key in wanted.get(r.data.tags.get("config_hash", ""), []):
+                out.setdefault(key, r)
     return out
 
 
@@ -92,7 +97,8 @@ def manifest_units(manifest: dict) -> dict[str, tuple[str, str]]:
     out = {}
     for row in manifest["rows"]:
         for u in row.get("units") or [{"repeat": 0, "config_hash": row["config_hash"]}]:
-            out[unit_key(row["id"], u["repeat"])] = (row["id"], u["config_hash"])
+            owner = u["same_as"].split("@")[0] if u.get("same_as") else row["id"]  # an identical row's run
+            out[unit_key(row["id"], u["repeat"])] = (owner, u["config_hash"])
     return out
 
 
@@ -168,7 +174,7 @@ def _relative(mine: dict, base: dict, prefix: str, names) -> tuple[float | None,
 def build_summary(manifest: dict, units: pd.DataFrame) -> pd.DataFrame:
     """One line per shown row: mean/std/n of each metric over its finished seeds, the paper's
     numbers, the gain over the row it is judged against with a 95% interval and a verdict."""
-    shown = [r for r in manifest["rows"] if r.get("requested", True)]
+    shown = [r for r in manifest["rows"] if r.get("requested", True) or r.get("paper_only")]
     done = units[units["status"] == "FINISHED"] if "status" in units else units
     values = {r["id"]: done[done["row"] == r["id"]] for r in shown}
     means = {rid: v.mean(numeric_only=True).to_dict() for rid, v in values.items()}
@@ -183,7 +189,7 @@ def build_summary(manifest: dict, units: pd.DataFrame) -> pd.DataFrame:
             "row": rid,
             "title": r.get("title", ""),
             "reference": bool(r.get("reference")),
-            "status": _status([s for s in statuses if s != "NOT RUN"]),
+            "status": "paper only" if r.get("paper_only") else _status([s for s in statuses if s != "NOT RUN"]),
             "n": len(mine),
             "seeds": len(statuses),
         }
@@ -192,18 +198,22 @@ def build_summary(manifest: dict, units: pd.DataFrame) -> pd.DataFrame:
             rec[col], rec[f"{col}_std"] = s.mean, s.std
             rec[f"paper_{col}"] = (r.get("paper") or {}).get(col)
         m = means[rid]
-        rec["throughput_ratio_r50"] = m.get("throughput_ratio_r50")
+        rec["throughput_reliable"] = timing_reliable(mine)
+        # a ratio is printed only where both timings held still (stated bound: evaluation/protocol.py)
+        rec["throughput_ratio_r50"] = m.get("throughput_ratio_r50") if rec["throughput_reliable"] else None
         rec["gmacs"] = m["macs"] / 1e9 if pd.notna(m.get("macs")) else None
         rec["params_m"] = m["params"] / 1e6 if pd.notna(m.get("params")) else None
         # a transfer table's backbones (not its rows) saw other data: their errors do not compare
         other_data = manifest.get("task", "classification") != "classification" and not r.get("table_row", True)
-        if baseline and baseline in means and not other_data:
+        if baseline and baseline in means and not other_data and not near_chance(values[baseline]):
             _vs_baseline(rec, m, means[baseline], baseline)
         if rid in against:
             _gain(rec, r, mine, against[rid], values.get(against[rid]), manifest)
         if manifest.get("kind") == "stacked" and baseline in values and rid != baseline and not r.get("reference"):
             _gain(rec, r, mine, baseline, values[baseline], manifest, p="base_")  # the relative view
         flags = health_flags(mine)
+        if "throughput" in mine and mine["throughput"].notna().any() and not rec["throughput_reliable"]:
+            flags = "; ".join(f for f in (flags, "throughput unreliable (timings varied)") if f)
         if flags:
             rec["flags"] = flags
         for col in ("reason", "reused_from"):  # a failed seed's reason; where reused runs come from
@@ -237,6 +247,20 @@ def health_flags(finished: pd.DataFrame) -> str:
     return "; ".join(flags)
 
 
+def timing_reliable(finished: pd.DataFrame) -> bool:
+    """Every seed's timing and its R50's held still (runs timed before the check count as not)."""
+    col = "throughput_ratio_reliable"
+    return bool(len(finished)) and col in finished and bool((finished[col] == 1).all())
+
+
+def near_chance(finished: pd.DataFrame) -> bool:
+    """Some seed of the row ended at chance: what is judged against it (gains, errors relative to
+    it) would be void, however it is printed."""
+    if "top1" not in finished or "num_classes" not in finished or not len(finished):
+        return False
+    return bool((finished["top1"] <= 1.2 * 100 / finished["num_classes"]).any())
+
+
 def _vs_baseline(rec: dict, mine: dict, base: dict, baseline: str) -> None:
     rec[f"mce_vs_{baseline}"] = _relative(mine, base, "cerr_", STANDARD)[0]
     for key, prefix in (("mfr", "fp_"), ("mt5d", "t5d_")):
@@ -253,19 +277,33 @@ def _gain(
     and the throughput cost, of ``row`` over ``target``."""
     rec[f"{p}vs"] = target
     paper_of = {r["id"]: r.get("paper") or {} for r in manifest["rows"]}
+    void = theirs is not None and near_chance(theirs)
     for col in task_metrics(manifest)[1]:
-        a = list(mine[col]) if col in mine else []
-        b = list(theirs[col]) if theirs is not None and col in theirs else []
-        g = welch(a, b, HIGHER_IS_BETTER[col])
+        if void:  # a gain over a model that learned nothing measures nothing
+            g = Gain(None, None, None, f"void ({target} near chance)")
+        elif row.get("same_as") == target:
+            g = Gain(0.0, None, None, f"same config as {target}")
+        elif row.get("trained_by") == target and theirs is not None and col in mine and col in theirs:
+            g = paired(_by_repeat(mine, col), _by_repeat(theirs, col), HIGHER_IS_BETTER[col])
+        else:
+            a = list(mine[col]) if col in mine else []
+            b = list(theirs[col]) if theirs is not None and col in theirs else []
+            g = welch(a, b, HIGHER_IS_BETTER[col])
         rec[f"{p}d_{col}"], rec[f"{p}d_{col}_lo"], rec[f"{p}d_{col}_hi"] = g.delta, g.lo, g.hi
         rec[f"{p}{col}_verdict"] = g.verdict
         p_new, p_old = paper_of[row["id"]].get(col), paper_of.get(target, {}).get(col)
         rec[f"paper_{p}d_{col}"] = p_new - p_old if p_new is not None and p_old is not None else None
-    t_new = rec.get("throughput")
-    t_old = _num(theirs["throughput"].mean()) if theirs is not None and "throughput" in theirs else None
+    both_steady = rec.get("throughput_reliable") and theirs is not None and timing_reliable(theirs)
+    t_new = rec.get("throughput") if both_steady else None
+    t_old = _num(theirs["throughput"].mean()) if both_steady and "throughput" in theirs else None
     rec[f"{p}throughput_cost"] = t_new / t_old if t_new and t_old else None  # img/s relative to the target
     p_new, p_old = paper_of[row["id"]].get("throughput"), paper_of.get(target, {}).get("throughput")
     rec[f"paper_{p}throughput_cost"] = p_new / p_old if p_new and p_old else None
+
+
+def _by_repeat(finished: pd.DataFrame, col: str) -> dict[int, float]:
+    """A metric per seed, keyed by the repeat (unit ``E3@2`` -> 2): how paired seeds meet."""
+    return {int(u.partition("@")[2] or 0): v for u, v in zip(finished["unit"], finished[col], strict=True)}
 
 
 def agreement(summary: pd.DataFrame) -> dict[str, str]:

@@ -48,6 +48,7 @@ class TrialSpec:
     prune: PruneLink | None = None  # an Optuna search trial that may be pruned
     teacher_run: str | None = None  # KD: the teacher's run, whose logits artifact the trial fetches
     backbone_run: str | None = None  # transfer: the backbone's run, whose checkpoint the trial fine-tunes
+    trained_run: str | None = None  # evaluation only: the run that trained these very weights
     workers: int = 1  # > 1: data-parallel over this many Ray Train workers (DDP)
     storage: str | None = None  # where Ray Train keeps a data-parallel run's state (Tune's storage)
     worker_resources: dict[str, float] | None = None  # each worker's CPU / GPU
@@ -59,6 +60,10 @@ class _Report:
 
     def __init__(self, row: str, epochs: int, report: Callable[[dict], None], spec: TrialSpec | None = None) -> None:
         self.row, self.epochs, self.report, self.spec = row, epochs, report, spec
+
+    def on_progress(self, info: dict[str, float]) -> None:
+        """Inside a long epoch: step, pace and time left (the trainer says at most every 30 s)."""
+        self.report({"row": self.row, "phase": "train", **info})
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float], checkpoint: Path) -> None:
         self.report({"row": self.row, "epoch": epoch + 1, "epochs": self.epochs, **metrics})
@@ -192,13 +197,14 @@ def _prepare(spec: TrialSpec, rank: int) -> tuple[TrainConfig, Path]:
 
         # the run it fine-tunes (tag backbone_hash, set with the run, is that run's config hash)
         retry_locked(lambda: client(spec.uri).set_tag(spec.run_id, "backbone_run", spec.backbone_run))
-        weights = _fetch_backbone(spec.uri, spec.backbone_run, workdir.parent / "backbones")
+        weights = _fetch_final(spec.uri, spec.backbone_run, workdir.parent / "backbones")
         cfg = cfg.model_copy(update={"transfer": cfg.transfer.model_copy(update={"checkpoint": str(weights)})})
     return cfg, workdir
 
 
-def _fetch_backbone(uri: str, run_id: str, cache: Path) -> Path:
-    """The backbone run's final checkpoint, downloaded once per node (a file per run id)."""
+def _fetch_final(uri: str, run_id: str, cache: Path) -> Path:
+    """A finished run's final checkpoint (a backbone, or the weights an evaluation-only unit
+    evaluates), downloaded once per node (a file per run id)."""
     from ..tracking.store import client
 
     local = cache / f"{run_id}.pt"
@@ -234,7 +240,7 @@ def run_trial(config: dict) -> None:
     spec: TrialSpec = config["trial"]
     if not spec.gpu:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # CPU trials on GPU machines must not grab a GPU
-    if spec.workers > 1:
+    if spec.workers > 1 and not spec.trained_run:  # an evaluation alone needs one process
         _run_data_parallel(spec)
         return
     from ray import tune
@@ -259,6 +265,9 @@ def _train(spec: TrialSpec, report: Callable[[dict], None], live: bool) -> None:
         return
     progress = _EvalProgress(spec.row, report) if live else None
     after = suite_after_training(cfg, eval_cfg=spec.eval_cfg, throughput=False, on_progress=progress)
+    if spec.trained_run:
+        _evaluate_only(spec, cfg, run, workdir, after, report)
+        return
     callbacks: list = [_Report(spec.row, cfg.optim.epochs, report, spec)]
     if spec.prune is not None and live:
         callbacks.append(_Prune(spec.prune, cfg.optim.epochs))
@@ -275,6 +284,23 @@ def _train(spec: TrialSpec, report: Callable[[dict], None], live: bool) -> None:
         report({"row": spec.row, "failed": 1, "reason": reason, "run_id": run.run_id})
         return
     report({"row": spec.row, "finished": 1, "run_id": run.run_id, **result.metrics})
+
+
+def _evaluate_only(spec: TrialSpec, cfg: TrainConfig, run, workdir: Path, after, report) -> None:
+    """A unit whose weights another unit trained (only the evaluation crop differs): evaluate
+    that run's final checkpoint into this unit's run."""
+    from ..tracking import evaluate_tracked
+
+    assert spec.trained_run is not None
+    try:
+        weights = _fetch_final(spec.uri, spec.trained_run, workdir.parent / "trained")
+        metrics = evaluate_tracked(cfg, run, weights, after, spec.trained_run)
+    except RETRYABLE:
+        raise
+    except Exception as e:
+        report({"row": spec.row, "failed": 1, "reason": f"{type(e).__name__}: {e}"[:500], "run_id": run.run_id})
+        return
+    report({"row": spec.row, "finished": 1, "run_id": run.run_id, **metrics})
 
 
 def _run_data_parallel(spec: TrialSpec) -> None:

@@ -18,4 +18,6 @@ class TrialLines(Callback):
         self.lines.result(trial.trial_id, result)
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self.lines.error(trial.config["trial"].row, "its worker died more often than max_failures allows")
+        self.lines.error(
+            trial.trial_id, trial.config["trial"].row, "its worker died more often than max_failures allows"
+        )

@@ -147,3 +147,44 @@ class OfficialAutoAugment(torch.nn.Module):
 
     def extra_repr(self) -> str:
         return f"policy={self.name!r} ({len(self.subpolicies)} sub-policies, official magnitudes)"
+
+
+def autoaugment_batch(images: torch.Tensor, name: str, gen: torch.Generator) -> torch.Tensor:
+    """The same policy on a uint8 batch (N x C x H x W, any device): per sample a sub-policy,
+    whether each op applies and its sign, all drawn on the CPU generator ``gen`` (so a seed
+    picks the same policies on every device); each op then runs once on the samples that take
+    it, with the same functional ops as :class:`OfficialAutoAugment`."""
+    subs = policy(name)
+    n = images.shape[0]
+    choice = torch.randint(len(subs), (n,), generator=gen)
+    applies = torch.rand(n, 2, generator=gen)
+    negative = torch.rand(n, 2, generator=gen) < 0.5
+    out = images.clone()
+    for k in (0, 1):  # each sample's first op, then its second
+        for s, sub in enumerate(subs):
+            op, prob, level = sub[k]
+            takes = (choice == s) & (applies[:, k] < prob)
+            signs = (
+                ((-1.0, takes & negative[:, k]), (1.0, takes & ~negative[:, k])) if op in SIGNED else ((1.0, takes),)
+            )
+            for sign, mask in signs:
+                idx = mask.nonzero().squeeze(1)  # on the CPU: choosing samples costs no device sync
+                if len(idx) == 0:
+                    continue
+                rows = idx.to(out.device, non_blocking=True)
+                if op == "Cutout":
+                    out[rows] = _cutout_batch(out[rows], int(magnitude(op, level)), gen)
+                else:
+                    out[rows] = apply_op(out[rows], op, level, sign)
+    return out
+
+
+def _cutout_batch(img: torch.Tensor, half: int, gen: torch.Generator) -> torch.Tensor:
+    """Cutout with each sample's own centre (grey square of side up to 2 * half)."""
+    n, _, h, w = img.shape
+    cy = torch.randint(h, (n, 1, 1), generator=gen).to(img.device)
+    cx = torch.randint(w, (n, 1, 1), generator=gen).to(img.device)
+    ys = torch.arange(h, device=img.device).view(1, -1, 1)
+    xs = torch.arange(w, device=img.device).view(1, 1, -1)
+    inside = (ys >= cy - half) & (ys < cy + half) & (xs >= cx - half) & (xs < cx + half)
+    return torch.where(inside.unsqueeze(1), torch.full_like(img, FILL), img)

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+IN_MEMORY = ("synthetic", "cifar", "folder")  # kinds whose images can sit in one uint8 tensor
+
 
 class DataConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -50,6 +52,20 @@ class DataConfig(BaseModel):
         description="official: the Assemble-ResNet code's ImageNet policy; good: its 95 CIFAR-10 sub-policies (FGVC "
         "fine-tuning); torchvision: v2.AutoAugment(IMAGENET)",
     )
+    cache: bool = Field(
+        False,
+        description="folder only: decode the split once into a uint8 array cache reused by every run (images of one "
+        "size, e.g. CIFAR); a folder holding only *train.tar.gz / *test.tar.gz archives is always read this way",
+    )
+    pipeline: Literal["loader", "device"] = Field(
+        "loader",
+        description="loader: per-image transforms in DataLoader workers; device: the dataset held in memory on the "
+        "training device, cropped, flipped and AutoAugmented in batches there (in-memory data: synthetic, cifar, a "
+        "folder through the decoded cache)",
+    )
+    epoch_size: int | None = Field(
+        None, ge=1, description="images per epoch: a fresh random subset of the train split each epoch (default: all)"
+    )
     limit_per_class: int | None = Field(None, ge=1, description="folder only: first N images per class (quick runs)")
     val_limit_per_class: int | None = Field(None, ge=1)
     num_workers: int = Field(0, ge=0)
@@ -59,6 +75,14 @@ class DataConfig(BaseModel):
     def _check(self) -> DataConfig:
         if self.kind != "synthetic" and not self.path:
             raise ValueError(f"data.kind={self.kind!r} needs data.path")
+        if self.pipeline == "device":
+            if self.kind not in IN_MEMORY or self.split != "standard":
+                raise ValueError(
+                    f"pipeline device holds the data in memory: kind {self.kind!r} (split {self.split}) is read per "
+                    f"image; it takes {', '.join(IN_MEMORY)} with split standard"
+                )
+            if self.preprocessing != "imagenet" or (self.autoaugment and self.autoaugment_policy == "torchvision"):
+                raise ValueError("pipeline device: preprocessing reid and torchvision's AutoAugment are per image only")
         return self
 
     @property

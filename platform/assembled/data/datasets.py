@@ -6,7 +6,8 @@ from pathlib import Path
 
 from .cifar import CifarPickleDataset
 from .config import DataConfig
-from .folder import DataError, ImageFolderDataset, ImageListDataset, find_split
+from .decoded import DecodedImages, find_source
+from .folder import DataError, ImageFolderDataset, ImageListDataset
 from .layouts import samples_for
 from .synthetic import SyntheticShapes
 from .transforms import (
@@ -34,20 +35,30 @@ def build_dataset(cfg: DataConfig, split: str, transform=None):
         return CifarPickleDataset(root, split, transform)
     limit = cfg.limit_per_class if split == "train" else (cfg.val_limit_per_class or cfg.limit_per_class)
     if cfg.kind == "folder" and not zero_shot:
-        return ImageFolderDataset(find_split(root, split), transform, limit)
+        source = find_source(root, split)
+        if cfg.cache or source.archive or cfg.pipeline == "device":
+            return DecodedImages(root, split, transform, limit)
+        return ImageFolderDataset(source.path, transform, limit)
     samples, classes = samples_for(cfg.kind, root, split, zero_shot, limit)
     return ImageListDataset(samples, classes, root, transform)
 
 
 def train_dataset(cfg: DataConfig):
+    """The training images with their per-image transform (the loader path), or untransformed
+    uint8 in memory for the device path (device_batches.py augments whole batches)."""
+    if cfg.pipeline == "device":
+        return build_dataset(cfg, "train")
     aa = cfg.autoaugment_policy if cfg.autoaugment else None
     if cfg.preprocessing == "reid":
         return build_dataset(cfg, "train", reid_train_transform(cfg.image_size, aa))
     return build_dataset(cfg, "train", train_transform(cfg.image_size, aa, cfg.min_crop_scale))
 
 
-def val_dataset(cfg: DataConfig, normalised: bool = True):
-    """Evaluation images: normalised model inputs, or uint8 clean crops (for corruptions)."""
+def val_dataset(cfg: DataConfig, normalised: bool = True, raw: bool = False):
+    """Evaluation images: normalised model inputs, or uint8 clean crops (for corruptions), or
+    (``raw``) the untransformed in-memory images the device path crops in batches."""
+    if raw:
+        return build_dataset(cfg, "val")
     if cfg.preprocessing == "reid":
         geometry = reid_eval_geometry(cfg.eval_crop)
         return build_dataset(cfg, "val", eval_transform(cfg.eval_crop, geometry) if normalised else geometry)

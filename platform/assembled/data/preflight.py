@@ -8,7 +8,8 @@ from pathlib import Path
 
 from .cifar import LAYOUTS, detect_layout
 from .config import DataConfig
-from .folder import DataError, ImageFolderDataset, find_split
+from .decoded import DecodedImages, find_source
+from .folder import DataError, ImageFolderDataset
 from .layouts import samples_for
 
 
@@ -27,9 +28,15 @@ def check_source(cfg: DataConfig, batch_size: int) -> int:
         return 50_000
     val_limit = cfg.val_limit_per_class or cfg.limit_per_class
     if cfg.kind == "folder" and cfg.split == "standard":
-        train = ImageFolderDataset(find_split(root, "train"), limit_per_class=cfg.limit_per_class)
-        ImageFolderDataset(find_split(root, "val"), limit_per_class=val_limit)
-        n, where = len(train), train.root
+        train_src, val_src = find_source(root, "train"), find_source(root, "val")
+        # decoded here, once, before any trial starts
+        if cfg.cache or cfg.pipeline == "device" or train_src.archive or val_src.archive:
+            n, where = len(DecodedImages(root, "train", limit_per_class=cfg.limit_per_class)), train_src.path
+            DecodedImages(root, "val", limit_per_class=val_limit)
+        else:
+            train = ImageFolderDataset(train_src.path, limit_per_class=cfg.limit_per_class)
+            ImageFolderDataset(val_src.path, limit_per_class=val_limit)
+            n, where = len(train), train.root
     else:  # a published layout, or a zero-shot class split
         zero_shot = cfg.split == "zero_shot"
         n = len(samples_for(cfg.kind, root, "train", zero_shot, cfg.limit_per_class)[0])

@@ -22,9 +22,10 @@ from torch import nn
 from ..data import corruptions, perturbations, val_dataset
 from ..data.corruptions.params import severity_set
 from ..data.datasets import val_context
+from ..data.loaders import eval_batches, loader_for
 from ..data.perturbations import PERTURBATIONS, param_set
 from ..training.config import TrainConfig
-from ..training.trainer import evaluate_top1, loader_for
+from ..training.trainer import evaluate_top1
 from .complexity import count_macs, count_params
 from .reference import ALEXNET_CE, ALEXNET_CLEAN_ERROR, ALEXNET_FP
 from .robustness import (
@@ -120,7 +121,7 @@ def evaluate_model(
     metrics: dict[str, float] = {}
     tags: dict[str, str] = {"eval_hash": cfg.identity()}
     if clean is None:
-        clean = evaluate_top1(model, loader_for(val_dataset(train_cfg.data), 128, False, 0), device)
+        clean = evaluate_top1(model, eval_batches(train_cfg.data, device), device)
     metrics |= {k: clean[k] for k in ("top1", "top5")}
     metrics["params"] = float(count_params(model))
     metrics["macs"] = float(count_macs(model, size))

@@ -28,9 +28,10 @@ class BigLittleStem(nn.Module):
     def __init__(self, w: int, alpha: int, cfg: ModelConfig) -> None:
         super().__init__()
         lw = max(1, w // alpha)
-        self.big = conv_bn(w, w, 3, 2, cfg, relu=False)
+        s = 1 if cfg.small_input else 2
+        self.big = conv_bn(w, w, 3, s, cfg, relu=False)
         self.little = nn.Sequential(
-            *conv_bn(w, lw, 3, 1, cfg), *conv_bn(lw, lw, 3, 2, cfg), *conv_bn(lw, w, 1, 1, cfg, relu=False)
+            *conv_bn(w, lw, 3, 1, cfg), *conv_bn(lw, lw, 3, s, cfg), *conv_bn(lw, w, 1, 1, cfg, relu=False)
         )
         self.fuse = conv_bn(w, w, 1, 1, cfg)
 

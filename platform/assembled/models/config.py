@@ -106,6 +106,9 @@ class ModelConfig(BaseModel):
             d.pop("official_tf")
         if self.last_stride == 2:
             d.pop("last_stride")
+        if self.big_little and self.small_input:
+            # the BigLittle stem stopped striding on small inputs: runs before that trained another net
+            d["big_little_stem_stride"] = 1
         return d
 
     def block_counts(self) -> tuple[int, int, int, int]:

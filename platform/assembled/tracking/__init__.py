@@ -15,6 +15,7 @@ _EXPORTS = {
     "finish_run": ".tracked_run",
     "open_run": ".tracked_run",
     "train_tracked": ".tracked_run",
+    "evaluate_tracked": ".tracked_run",
 }
 __all__ = list(_EXPORTS)
 

@@ -18,6 +18,7 @@ from typing import Any
 from mlflow.entities import Param
 
 from ..training import TrainConfig, Trainer, TrainResult, flatten
+from ..training import checkpoint as ckpt
 from ..training.stop import Stopped
 from .callback import MlflowCallback
 from .headline import DESCRIPTION_TAG, headline
@@ -71,6 +72,51 @@ def finish_run(run: TrackedRun, status: str = "FINISHED", reason: str | None = N
     if reason:
         retry_locked(lambda: c.set_tag(run.run_id, "failure_reason", reason[:5000]))
     retry_locked(lambda: c.set_terminated(run.run_id, status=status))
+
+
+def evaluate_tracked(
+    cfg: TrainConfig,
+    run: TrackedRun,
+    checkpoint: str | Path,
+    after_training: Callable[[TrainResult, MlflowCallback], dict[str, Any]],
+    trained_by_run: str,
+) -> dict[str, float]:
+    """Log into ``run`` the evaluation of weights that a training of the same config wrote
+    (``TrainConfig.training_hash``: only the evaluation crop differs), with that training's
+    final training metrics; the run says whose weights they are (tag ``trained_by_run``)."""
+    from ..data.loaders import eval_batches
+    from ..training.trainer import evaluate_top1, resolve_device
+    from ..training.transfer import build_network
+
+    c = make_client(run.uri)
+    cb = MlflowCallback(c, run.run_id, log_checkpoint=False)
+    try:
+        state = ckpt.load(checkpoint)
+        theirs = TrainConfig.model_validate(state["config"])
+        if theirs.training_hash() != cfg.training_hash() or state["epoch"] + 1 != cfg.optim.epochs:
+            raise ValueError(f"{checkpoint}: not the final weights of this config's training")
+        retry_locked(lambda: c.set_tag(run.run_id, "trained_by_run", trained_by_run))
+        device = resolve_device(cfg.device)
+        model = build_network(cfg, state["num_classes"])
+        model.load_state_dict(state["model"])
+        model.to(device)
+        trained = {k: v for k, v in state["history"][-1].items() if k in TRAINING_SIDE}
+        clean = evaluate_top1(model, eval_batches(cfg.data, device), device)
+        result = TrainResult(model, trained | clean, [], Path(checkpoint), resumed_from=0)
+        final = {f"final_{k}": v for k, v in result.metrics.items() if k in ("top1", "top5", "loss")}
+        final |= result.metrics | after_training(result, cb)
+        cb.log_metrics(final, cfg.optim.epochs)
+        retry_locked(lambda: c.set_tag(run.run_id, DESCRIPTION_TAG, headline(final)))
+    except BaseException as e:
+        status = "KILLED" if isinstance(e, KeyboardInterrupt | SystemExit) else "FAILED"
+        finish_run(run, status, f"{type(e).__name__}: {e}\n" + traceback.format_exc(limit=5))
+        raise
+    finish_run(run)
+    return final
+
+
+# what a run evaluated from another unit's weights takes over from that training
+TRAINING_SIDE = ("loss", "lr", "epoch_time_s", "train_images_per_s", "skipped_images")
 
 
 def train_tracked(

@@ -130,6 +130,19 @@ class TrainConfig(BaseModel):
 
     def config_hash(self) -> str:
         """Identity of what is trained: everything except where/how fast it runs."""
+        return _digest(self._identity())
+
+    def training_hash(self) -> str:
+        """Identity of the training alone: two configs that differ only in the evaluation crop
+        train the same weights (validation reads the model, never changes it or a random
+        stream), so one training serves both (Table 6's T4 is T3 evaluated at 256 px)."""
+        d = self._identity()
+        d["data"].pop("eval_size", None)
+        if self.data.kind != "synthetic":  # the rendering size of synthetic images; real ones are read as they are
+            d["data"].pop("source_size", None)
+        return _digest(d)
+
+    def _identity(self) -> dict[str, Any]:
         d = self.model_dump(mode="json", exclude={"device", "threads", "eval_every"})
         d["model"] = self.model_config_resolved().identity()
         d["data"].pop("num_workers", None)
@@ -149,14 +162,24 @@ class TrainConfig(BaseModel):
             d["transfer"].pop("checkpoint")
         if self.reg.dropblock_start_keep_prob == 1.0:
             d["reg"].pop("dropblock_start_keep_prob")
+        d["data"].pop("cache", None)  # the decoded cache holds the very pixels the loader would read
         for key, default in DATA_DEFAULTS.items():
             if d["data"].get(key) == default:
                 d["data"].pop(key)
-        blob = json.dumps(d, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return d
 
 
-DATA_DEFAULTS = {"split": "standard", "fine_grained": False, "preprocessing": "imagenet"}
+def _digest(d: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+DATA_DEFAULTS = {
+    "split": "standard",
+    "fine_grained": False,
+    "preprocessing": "imagenet",
+    "epoch_size": None,
+    "pipeline": "loader",
+}
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -10,11 +10,8 @@ the gradient of the mean loss over the global batch: the learning rate is the gl
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import torch
 import torch.distributed as dist
-from torch.utils.data import Sampler
 
 
 def world() -> tuple[int, int]:
@@ -22,22 +19,6 @@ def world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
-
-
-class ShardSampler(Sampler[int]):
-    """Every ``size``-th index of ``base`` starting at ``rank``: one rank's disjoint share of the
-    order every rank draws identically."""
-
-    def __init__(self, base: Sampler[int], rank: int, size: int) -> None:
-        self.base, self.rank, self.size = base, rank, size
-
-    def __iter__(self) -> Iterator[int]:
-        for i, index in enumerate(self.base):
-            if i % self.size == self.rank:
-                yield index
-
-    def __len__(self) -> int:
-        return (len(self.base) - self.rank + self.size - 1) // self.size
 
 
 def mean_across_ranks(value: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..data import teacher_view
 from ..data.config import DataConfig
-from .trainer import loader_for
+from ..data.loaders import loader_for
 
 
 @torch.no_grad()

@@ -9,21 +9,24 @@ resumes after its last epoch and ends exactly as an uninterrupted run would.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import random
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, RandomSampler
 from tqdm.auto import tqdm
 
 from ..data import train_dataset, val_dataset
+from ..data.device_batches import DeviceBatches, DeviceEval
 from ..data.folder import DataError, skipped_files
+from ..data.loaders import loader_for
 from ..data.mixup import mixup_pairs, sample_lambda
 from ..data.transforms import to_model_input
 from ..evaluation.retrieval import evaluate_recall
@@ -32,7 +35,7 @@ from . import checkpoint as ckpt
 from . import rng
 from .callbacks import notify
 from .config import TrainConfig
-from .distributed import ShardSampler, average_buffers, mean_across_ranks, unwrap, world, wrap
+from .distributed import average_buffers, mean_across_ranks, unwrap, world, wrap
 from .losses import arc_margin, distillation, smooth, soft_cross_entropy, teacher_probabilities
 from .optim import build_optimizer
 from .schedules import keep_prob, learning_rate
@@ -69,37 +72,10 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def loader_for(
-    dataset,
-    batch_size: int,
-    shuffle: bool,
-    workers: int,
-    seed: int = 0,
-    passes: int = 1,
-    shard: tuple[int, int] = (0, 1),
-) -> DataLoader:
-    """``shard`` (rank, world size): this rank's share of the order every rank draws alike."""
-    sampler = None
-    if shuffle:
-        g = torch.Generator().manual_seed(seed)
-        sampler = RandomSampler(dataset, num_samples=len(dataset) * passes, generator=g)
-        if shard[1] > 1:
-            sampler = ShardSampler(sampler, *shard)
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=sampler,
-        drop_last=shuffle,
-        num_workers=workers,
-        persistent_workers=workers > 0,
-        pin_memory=torch.cuda.is_available(),
-    )
-
-
 @torch.no_grad()
 def evaluate_top1(
     model: torch.nn.Module,
-    loader: DataLoader,
+    loader: Iterable,
     device: torch.device,
     amp: bool = False,
     channels_last: bool = False,
@@ -114,7 +90,7 @@ def evaluate_top1(
     loss = torch.zeros((), device=device)
     n = 0
     for x, y, _ in loader:
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        x, y = to_model_input(x, device), y.to(device, non_blocking=True)  # uint8 batches normalised here
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
@@ -135,8 +111,18 @@ def evaluate_top1(
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, workdir: str | Path, callbacks: list | None = None, progress: bool = True):
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        workdir: str | Path,
+        callbacks: list | None = None,
+        progress: bool = True,
+        progress_every: float = 30.0,
+    ):
+        """``progress``: a tqdm bar on the terminal; ``progress_every``: seconds between the
+        callbacks' ``on_progress`` notes inside an epoch."""
         self.cfg = cfg
+        self.progress_every = progress_every
         self.workdir = Path(workdir)
         self.callbacks = list(callbacks or [])
         self.progress = progress
@@ -149,6 +135,7 @@ class Trainer:
         self.channels_last = cuda if cfg.channels_last is None else cfg.channels_last
         self.mix_gen = torch.Generator().manual_seed(cfg.seed + 17)
         self.rank, self.world = world()  # data-parallel when a process group exists (distributed.py)
+        self._device_batches: DeviceBatches | None = None
 
     # -- set-up ---------------------------------------------------------------------------
     def _teacher(self, n_train: int, num_classes: int) -> torch.Tensor | None:
@@ -172,7 +159,8 @@ class Trainer:
 
     def _datasets(self):
         """Train and val sets; unreadable files they skip are logged in the workdir."""
-        train_ds, val_ds = train_dataset(self.cfg.data), val_dataset(self.cfg.data)
+        device_path = self.cfg.data.pipeline == "device"
+        train_ds, val_ds = train_dataset(self.cfg.data), val_dataset(self.cfg.data, raw=device_path)
         self.workdir.mkdir(parents=True, exist_ok=True)
         for ds in (train_ds, val_ds):
             if hasattr(ds, "skip_log"):
@@ -212,11 +200,11 @@ class Trainer:
         seed_everything(cfg.seed)
         train_ds, val_ds = self._datasets()
         num_classes = train_ds.num_classes
-        val_loader = loader_for(val_ds, max(cfg.optim.batch_size, 64), False, cfg.data.num_workers)
+        val_loader = self._val_batches(val_ds)
         teacher = self._teacher(len(train_ds), num_classes)
 
         model = build_network(cfg, num_classes)
-        steps_per_epoch = len(train_ds) // cfg.optim.batch_size
+        steps_per_epoch = (cfg.data.epoch_size or len(train_ds)) // cfg.optim.batch_size
         if cfg.transfer is not None:  # weights first; a resumed run's own checkpoint then replaces them
             load_backbone(model, cfg.transfer)
             set_bn_momentum(model, cfg.transfer, steps_per_epoch)
@@ -290,11 +278,53 @@ class Trainer:
         }
 
     def _train_epoch(self, model, opt, train_ds, teacher, epoch: int, steps_per_epoch: int) -> dict[str, float]:
-        cfg, dev = self.cfg, self.device
-        B, num_classes = cfg.optim.batch_size, train_ds.num_classes
-        mix = cfg.reg.mixup_alpha > 0
-        # type-1 mixup draws two batches per step: the loader yields 2B images, an epoch 2N
-        two_batches = mix and cfg.reg.mixup_type == 1
+        cfg = self.cfg
+        uses_dropblock = set_keep_prob(model, 1.0) > 0
+        model.train()
+        pace = _Pace(self.callbacks, epoch, cfg.optim.epochs, steps_per_epoch, every=self.progress_every)
+        running = torch.zeros((), device=self.device)
+        seen, lr = 0, 0.0
+        bar = tqdm(
+            self._batches(train_ds, epoch, steps_per_epoch),
+            desc=f"epoch {epoch + 1}/{cfg.optim.epochs}",
+            leave=False,
+            disable=not self.progress,
+            total=steps_per_epoch,
+        )
+        for i, (x, y, idx) in enumerate(bar):
+            step = epoch * steps_per_epoch + i
+            lr = self._schedule(opt, model, step, steps_per_epoch, uses_dropblock)
+            x, target, y, teacher_probs = self._inputs(x, y, idx, teacher, train_ds.num_classes)
+            running += self._step(model, opt, x, target, y, teacher_probs)
+            seen += x.shape[0]
+            if self.progress and i % 20 == 0:
+                bar.set_postfix(loss=f"{running.item() / (i + 1):.3f}", lr=f"{lr:.3g}")
+            pace.tick(i + 1, seen * self.world)
+        bar.close()
+        train_loss = mean_across_ranks(running).item() / max(1, steps_per_epoch)
+        if not math.isfinite(train_loss):
+            raise TrainingDiverged(f"training loss is {train_loss} at epoch {epoch + 1}")
+        elapsed = pace.elapsed()
+        images_per_s = seen * self.world / max(elapsed, 1e-9)  # every rank's share of the global batch
+        return {"loss": train_loss, "lr": lr, "epoch_time_s": elapsed, "train_images_per_s": images_per_s}
+
+    def _val_batches(self, val_ds):
+        """The validation batches: the device path crops in-memory images in batches there."""
+        if self.cfg.data.pipeline == "device":
+            return DeviceEval(val_ds, self.cfg.data.eval_crop, self.device)
+        return loader_for(val_ds, max(self.cfg.optim.batch_size, 64), False, self.cfg.data.num_workers)
+
+    def _batches(self, train_ds, epoch: int, steps_per_epoch: int):
+        """This rank's ``steps_per_epoch`` batches of the epoch (type-1 Mixup draws two batches a
+        step: the loader then yields 2B images, an epoch 2N)."""
+        cfg = self.cfg
+        B = cfg.optim.batch_size
+        two_batches = cfg.reg.mixup_alpha > 0 and cfg.reg.mixup_type == 1
+        if cfg.data.pipeline == "device":
+            if self._device_batches is None:  # the images move to the device once per run
+                self._device_batches = DeviceBatches(train_ds, cfg.data, self.device, cfg.seed)
+            shard = (self.rank, self.world)
+            return self._device_batches.epoch(epoch, 2 * B if two_batches else B, steps_per_epoch, shard)
         loader = loader_for(
             train_ds,
             (2 * B if two_batches else B) // self.world,  # this rank's share of the global batch
@@ -303,63 +333,84 @@ class Trainer:
             cfg.seed * 1000 + epoch,
             2 if two_batches else 1,
             (self.rank, self.world),
+            epoch_size=steps_per_epoch * B,
         )
+        return itertools.islice(loader, steps_per_epoch)
+
+    def _schedule(self, opt, model, step: int, steps_per_epoch: int, uses_dropblock: bool) -> float:
+        """Set this step's lr and DropBlock keep_prob; returns the lr."""
+        cfg = self.cfg
         total_steps = steps_per_epoch * cfg.optim.epochs
-        uses_dropblock = set_keep_prob(model, 1.0) > 0
-        model.train()
-        t0 = time.perf_counter()
-        running = torch.zeros((), device=dev)
-        seen = 0
-        lr = 0.0
-        bar = tqdm(
-            loader,
-            desc=f"epoch {epoch + 1}/{cfg.optim.epochs}",
-            leave=False,
-            disable=not self.progress,
-            total=steps_per_epoch,
-        )
-        for i, (x, y, idx) in enumerate(bar):
-            if i >= steps_per_epoch:
-                break
-            step = epoch * steps_per_epoch + i
-            lr = learning_rate(step, total_steps, steps_per_epoch, cfg.optim)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            if uses_dropblock:
-                kp = keep_prob(step, total_steps, cfg.reg.dropblock_keep_prob, cfg.reg.dropblock_start_keep_prob)
-                set_keep_prob(model, kp)
-            x = to_model_input(x, dev)  # uint8 from the loader, normalised here
-            y = y.to(dev, non_blocking=True)
-            parts = [x, F.one_hot(y, num_classes).float()]
-            if teacher is not None:  # the batch's rows, gathered on the host, copied without a sync
-                parts.append(teacher[idx].to(dev, non_blocking=True).float())
-            if mix:
-                # the global batch's draws on every rank, this rank's share: the pairs and weights a
-                # single process would use for these images (see distributed.py)
-                lam = sample_lambda(B, cfg.reg.mixup_alpha, dev, self.mix_gen)[self.rank :: self.world]
-                parts = mixup_pairs(parts, lam, cfg.reg.mixup_type)
-            x, target = parts[0], smooth(parts[1], cfg.reg.label_smoothing)
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(dev.type, dtype=self.amp_dtype, enabled=self.amp):
-                logits = model(x)
-            if cfg.head.kind == "embedding" and cfg.head.loss == "arcface":  # cosines -> margin logits
-                logits = arc_margin(logits, y, cfg.head.arc_scale, cfg.head.arc_margin)
-            loss = soft_cross_entropy(logits, target)
-            if teacher is not None:
-                loss = loss + distillation(logits, parts[2], cfg.reg.kd_temperature)
-            opt.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(opt)
-            self.scaler.update()
-            running += loss.detach()
-            seen += x.shape[0]
-            if self.progress and i % 20 == 0:
-                bar.set_postfix(loss=f"{running.item() / (i + 1):.3f}", lr=f"{lr:.3g}")
-        bar.close()
-        train_loss = mean_across_ranks(running).item() / max(1, steps_per_epoch)
-        if not math.isfinite(train_loss):
-            raise TrainingDiverged(f"training loss is {train_loss} at epoch {epoch + 1}")
-        elapsed = time.perf_counter() - t0
-        images_per_s = seen * self.world / max(elapsed, 1e-9)  # every rank's share of the global batch
-        return {"loss": train_loss, "lr": lr, "epoch_time_s": elapsed, "train_images_per_s": images_per_s}
+        lr = learning_rate(step, total_steps, steps_per_epoch, cfg.optim)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        if uses_dropblock:
+            kp = keep_prob(step, total_steps, cfg.reg.dropblock_keep_prob, cfg.reg.dropblock_start_keep_prob)
+            set_keep_prob(model, kp)
+        return lr
+
+    def _inputs(self, x, y, idx, teacher, num_classes: int):
+        """The step's model input and soft targets (label smoothing, Mixup) and, for KD, the
+        teacher's probabilities mixed alike; images arrive uint8 and are normalised here."""
+        cfg, dev = self.cfg, self.device
+        x = to_model_input(x, dev)
+        y = y.to(dev, non_blocking=True)
+        parts = [x, F.one_hot(y, num_classes).float()]
+        if teacher is not None:  # the batch's rows, gathered on the host, copied without a sync
+            parts.append(teacher[idx].to(dev, non_blocking=True).float())
+        if cfg.reg.mixup_alpha > 0:
+            # the global batch's draws on every rank, this rank's share: the pairs and weights a
+            # single process would use for these images (see distributed.py)
+            lam = sample_lambda(cfg.optim.batch_size, cfg.reg.mixup_alpha, dev, self.mix_gen)[self.rank :: self.world]
+            parts = mixup_pairs(parts, lam, cfg.reg.mixup_type)
+        x, target = parts[0], smooth(parts[1], cfg.reg.label_smoothing)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, target, y, (parts[2] if teacher is not None else None)
+
+    def _step(self, model, opt, x, target, y, teacher_probs) -> torch.Tensor:
+        """One optimiser step; returns the detached loss (no host sync)."""
+        cfg = self.cfg
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
+            logits = model(x)
+        if cfg.head.kind == "embedding" and cfg.head.loss == "arcface":  # cosines -> margin logits
+            logits = arc_margin(logits, y, cfg.head.arc_scale, cfg.head.arc_margin)
+        loss = soft_cross_entropy(logits, target)
+        if teacher_probs is not None:
+            loss = loss + distillation(logits, teacher_probs, cfg.reg.kd_temperature)
+        opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(opt)
+        self.scaler.update()
+        return loss.detach()
+
+
+class _Pace:
+    """Progress inside an epoch for the callbacks (``on_progress``): steps done of the run's
+    total, images/s and the time left, at most every ``every`` seconds (a long epoch is otherwise
+    silent until it ends). Reading the clock costs nothing; no device sync is added."""
+
+    def __init__(self, callbacks: list, epoch: int, epochs: int, steps: int, every: float) -> None:
+        self.callbacks, self.epoch, self.epochs, self.steps, self.every = callbacks, epoch, epochs, steps, every
+        self.t0 = self.last = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def tick(self, done: int, images: int) -> None:
+        now = time.perf_counter()
+        if now - self.last < self.every or done == self.steps:
+            return
+        self.last = now
+        rate = done / (now - self.t0)
+        left = (self.steps - done + (self.epochs - self.epoch - 1) * self.steps) / max(rate, 1e-9)
+        info = {
+            "epoch": self.epoch + 1,
+            "epochs": self.epochs,
+            "step": done,
+            "steps": self.steps,
+            "images_per_s": images / (now - self.t0),
+            "train_eta_s": left,
+            "fraction": (self.epoch * self.steps + done) / (self.epochs * self.steps),
+        }
+        notify(self.callbacks, "on_progress", info)
