@@ -96,22 +96,23 @@ def test_rows_that_need_no_training_of_their_own(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_real_cifar_baseline_learns_and_a_large_effect_is_resolved(cifar10_folder, tmp_path, monkeypatch):
-    """On the shipped CIFAR-10 under cifar-cpu's recipe (fewer images here): the R50 baseline
-    learns, and BigLittle on R50D+SK (T2 -> T3), measured to cost 7-8 points at this budget, is
-    resolved as hurting with the profile's 3 seeds."""
-    from assembled.ablation.stats import HURTS, welch
+    """On the shipped CIFAR-10 under cifar-cpu's recipe (on fewer images, to fit the suite): the
+    R50 baseline learns, and a known large effect, ten times less training (measured here: 32.3
+    vs 17.4% top-1 over 3 seeds each), is resolved with the profile's default seeds."""
+    from assembled.ablation.stats import HELPS, welch
     from assembled.training import Trainer
 
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
-    plan = build_plan("6", "cifar-cpu", data=str(cifar10_folder), rows=["T0", "T2", "T3"])
-    tops: dict[str, list[float]] = {}
-    for key, unit in plan.rows.items():
-        if not unit.wanted:
-            continue
-        data = unit.cfg.data.model_copy(update={"epoch_size": 6400, "val_limit_per_class": 300})
-        cfg = unit.cfg.model_copy(update={"data": data, "threads": 1, "eval_every": 10})
-        m = Trainer(cfg, tmp_path / key, progress=False).fit().metrics
-        if unit.id == "T0":
-            assert m["loss"] < np.log(10) and m["top1"] > 20, m  # learns: below chance's loss, over 2x chance
-        tops.setdefault(unit.id, []).append(m["top1"])
-    assert welch(tops["T3"], tops["T2"], higher_is_better=True).verdict == HURTS, tops
+    plan = build_plan("6", "cifar-cpu", data=str(cifar10_folder), rows=["T0"])
+    seeds = plan.units_of("T0")
+    assert len(seeds) == plan.repeats == 3
+    tops: dict[int, list[float]] = {}
+    for unit in seeds:
+        for images in (3200, 320):
+            data = unit.cfg.data.model_copy(update={"epoch_size": images, "val_limit_per_class": 300})
+            cfg = unit.cfg.model_copy(update={"data": data, "threads": 1, "eval_every": 10})
+            m = Trainer(cfg, tmp_path / f"{unit.repeat}-{images}", progress=False).fit().metrics
+            if images == 3200:  # learns: below chance's loss, over 2x chance
+                assert m["loss"] < np.log(10) and m["top1"] > 20, m
+            tops.setdefault(images, []).append(m["top1"])
+    assert welch(tops[3200], tops[320], higher_is_better=True).verdict == HELPS, tops

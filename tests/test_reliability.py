@@ -386,13 +386,14 @@ def test_tables_and_plan_run_nothing(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     out = r.stdout
     blocks: dict[str, str] = {}  # row -> its header and detail lines (details are indented 12)
-    for line in out.splitlines()[2:-1]:
+    for line in out.splitlines()[3:-1]:
         if len(line) - len(line.lstrip()) < 12:
             row = line.split()[0]
         blocks[row] = blocks.get(row, "") + line + "\n"
     assert "seed 0: run" in blocks["E8"] and "seed 0: run" in blocks["E6"]  # E8 and its teacher chain (smoke: E6)
     assert "seed 0: not requested" in blocks["E9"]
     assert "vs E7: optim.epochs=6" in blocks["E8"]  # the diff against its base row
+    assert "on a local Ray: each trial gets 1 CPU of the" in out  # what each trial would get here
     assert "Nothing was run or recorded." in out
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "runs").exists()
 

@@ -47,7 +47,10 @@ def test_repeats_report_reuse_and_plan(ablation_env):
         line = next(ln for ln in md.splitlines() if ln.startswith(f"| {row} | FINISHED"))
         assert "3/3" in line and " ± " in line  # mean ± std over the three seeds
     gain = next(ln for ln in md.splitlines() if ln.startswith("| T1 | T0 |"))
-    assert any(v in gain for v in ("helps", "hurts", "cannot tell")) and "[" in gain  # interval and verdict
+    if "void (T0 near chance)" in gain:  # smoke's one epoch can leave T0 at chance: no gain is printed
+        assert "helps" not in gain and "hurts" not in gain and "[" not in gain, gain
+    else:
+        assert any(v in gain for v in ("helps", "hurts", "cannot tell")) and "[" in gain  # interval and verdict
     assert "Sign agreement with the paper" in md
     csv = cli("report", "6", "--format", "csv", cwd=tmp).stdout
     assert csv.splitlines()[0].startswith("row,title") and "top1_std" in csv and "top1_verdict" in csv

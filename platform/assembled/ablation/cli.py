@@ -26,7 +26,9 @@ def cmd_ablation(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     s = sub.add_parser("ablation", help="run every row of a table as a Ray trial, tracked in MLflow")
     s.add_argument("table", help="table number (7) or a YAML file of your own")
-    s.add_argument("--profile", default="cpu", help="profile in ablations/profiles.yaml (smoke, cpu, cifar, imagenet)")
+    s.add_argument(
+        "--profile", default="cpu", help="profile in ablations/profiles.yaml (smoke, cpu, cifar-cpu, cifar, imagenet)"
+    )
     s.add_argument("--data", help="ImageFolder root (with train/ and val/) to use instead of the profile's data")
     s.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
     s.add_argument("--rerun", action="store_true", help="train rows afresh into new runs, finished or not")

@@ -110,8 +110,8 @@ class RayExecutor:
 
         nodes = [n for n in self.nodes() if not gpu or n.get("GPU", 0) >= 1]
         cpus = max((n.get("CPU", 1) for n in nodes), default=1)
-        task = ray.remote(measure_architectures).options(
-            num_cpus=cpus, num_gpus=1 if gpu else 0, max_retries=1, max_calls=1
+        task = ray.remote(max_calls=1)(measure_architectures).options(  # max_calls is not an .options() key
+            num_cpus=cpus, num_gpus=1 if gpu else 0, max_retries=1
         )
         device = "cuda" if gpu else "cpu"
         return ray.get(task.remote(jobs, reference, reference_size, batch, repeats, device, int(cpus)))

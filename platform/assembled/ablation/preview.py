@@ -81,6 +81,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     estimate = Estimator(client)
     print(f"{plan.path.name}: {plan.table.title} (profile {args.profile}; {plan.profile.description})")
     print(f"{plan.repeats} seed(s) a row; {plan.table.kind}: {_judged(plan)}")
+    print(_resources_line(plan))
     if plan.paper_only:
         print(
             f"reference rows {', '.join(plan.paper_only)}: the paper's numbers only, not trained under profile "
@@ -124,6 +125,23 @@ def cmd_plan(args: argparse.Namespace) -> int:
     elif unknown:
         print(f"no estimate for {unknown} trial(s): no finished run of their model in this store yet")
     return 0
+
+
+def _resources_line(plan: Plan) -> str:
+    """What each trial gets: on a cluster (RAY_ADDRESS) the profile's request, on a local Ray
+    what ``ablation`` would fit to this machine (more one-thread trials on a small CPU box)."""
+    import os
+
+    import torch
+
+    from .plan import _fmt, fit_resources
+
+    req = plan.profile.resources
+    if os.environ.get("RAY_ADDRESS"):
+        return f"trials: {req.cpu:g} CPU{f', {req.gpu:g} GPU' if req.gpu else ''} each (profile {plan.profile_name})"
+    here = {"CPU": float(os.cpu_count() or 1)} | ({"GPU": float(n)} if (n := torch.cuda.device_count()) else {})
+    fitted, note = fit_resources(plan.profile_name, req, [here], True)
+    return f"on a local Ray: {note or f'each trial gets {_fmt(fitted)} of the {_fmt(here)} here'}"
 
 
 def _judged(plan: Plan) -> str:

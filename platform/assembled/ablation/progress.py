@@ -7,6 +7,7 @@ feeds it is tune_lines.py."""
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -23,20 +24,20 @@ class Tally:
     failed: int = 0
     running: int = 0
     started: float = field(default_factory=time.time)
-    pace: dict = field(default_factory=dict)  # running trial -> (its start, fraction of its training done)
+    pace: dict = field(default_factory=dict)  # running trial -> (its start, fraction of training done, when)
     lengths: list = field(default_factory=list)  # finished trials' durations (s)
 
     def eta(self) -> float | None:
         """Seconds left: what the running trials' pace says they need, plus the trials not
         started at the mean trial length, over as many at once as run now."""
         now = time.time()
-        expected = [(now - t0) / f for t0, f in self.pace.values() if f > 0.02]  # a whole trial, at its pace
-        typical = self.lengths + expected
+        # a whole trial at its pace, from when its fraction was reported (trials report in turn)
+        expected = {k: (at - t0) / f for k, (t0, f, at) in self.pace.items() if f > 0.02}
+        typical = self.lengths + list(expected.values())
         if not typical:
             return None
         mean = sum(typical) / len(typical)
-        left = sum(max(0.0, (now - t0) / f - (now - t0)) for t0, f in self.pace.values() if f > 0.02)
-        left += sum(mean for _, f in self.pace.values() if f <= 0.02)
+        left = sum(max(0.0, expected.get(k, mean) - (now - t0)) for k, (t0, _, _) in self.pace.items())
         waiting = max(0, self.total - self.done - self.failed - self.running)
         return (left + waiting * mean) / max(1, self.running)
 
@@ -69,11 +70,11 @@ class Lines:
             return
         self.tally.running += started - ended
         if started:
-            self.tally.pace[key] = (self.started[key], 0.0)
+            self.tally.pace[key] = (self.started[key], 0.0, self.started[key])
         if ended:
             self.tally.failed += int(failed)
             self.tally.done += int(not failed)
-            t0, _ = self.tally.pace.pop(key, (None, 0.0))
+            t0, _, _ = self.tally.pace.pop(key, (None, 0.0, None))
             if t0 is not None and not failed:
                 self.tally.lengths.append(time.time() - t0)
         self._say(self.tally.line(self.name))
@@ -109,12 +110,15 @@ class Lines:
         epoch, epochs = result.get("epoch", 0), result.get("epochs", 0)
         elapsed = time.time() - self.started.get(key, time.time())
         eta = elapsed / max(epoch, 1) * (epochs - epoch)
-        r1 = result.get("recall_at_1")
-        score = f"R@1 {r1:.2f}" if r1 is not None else f"top1 {result.get('top1', nan):.2f}"
-        self._say(
-            f"[{row}] epoch {epoch}/{epochs}  loss {result.get('loss', nan):.3f}  {score}  "
-            f"ETA {eta:.0f}s (+ evaluation)"
-        )
+        r1, top1 = result.get("recall_at_1"), result.get("top1")
+        if r1 is not None:
+            score = f"R@1 {r1:.2f}  "
+        elif top1 is not None and math.isfinite(top1):  # not evaluated this epoch (eval_every): left out
+            score = f"top1 {top1:.2f}  "
+        else:
+            score = ""
+        loss = result.get("loss", nan)
+        self._say(f"[{row}] epoch {epoch}/{epochs}  loss {loss:.3f}  {score}ETA {duration(eta)} (+ evaluation)")
 
     def _train_progress(self, key: object, row: str, p: dict) -> None:
         """Where a trial is inside a long epoch: step, pace, what its training still needs."""
@@ -124,7 +128,7 @@ class Lines:
             f"ETA {duration(p.get('train_eta_s', 0))} (+ evaluation)"
         )
         if self.tally is not None and key in self.tally.pace:
-            self.tally.pace[key] = (self.tally.pace[key][0], float(p.get("fraction", 0)))
+            self.tally.pace[key] = (self.tally.pace[key][0], float(p.get("fraction", 0)), time.time())
             self._say(self.tally.line(self.name))
 
     def error(self, key: object, row: str, why: str) -> None:
