@@ -235,8 +235,8 @@ table: ext
 title: teachers from another table and from a model config
 rows:
   - {id: S1, model: resnet50d, kd: {row: "other.yaml:T"}, epochs: 120, input_size: 224}
-  - {id: S2, base: S1, kd: {model: {name: se_resnet50}}}
-  - {id: S3, base: S1, kd: {model: {name: se_resnet50}, temperature: 2.0}}
+  - {id: S2, base: S1, kd: {model: {name: se_resnet50d}}}
+  - {id: S3, base: S1, kd: {model: {name: se_resnet50d}, temperature: 2.0}}
 """
 
 

@@ -50,7 +50,7 @@ def test_repeats_report_reuse_and_plan(ablation_env):
     if "void (T0 near chance)" in gain:  # smoke's one epoch can leave T0 at chance: no gain is printed
         assert "helps" not in gain and "hurts" not in gain and "[" not in gain, gain
     else:
-        assert any(v in gain for v in ("helps", "hurts", "cannot tell")) and "[" in gain  # interval and verdict
+        assert any(v in gain for v in ("helps", "hurts", "cannot tell")) and "[" in gain, gain  # interval and verdict
     assert "Sign agreement with the paper" in md
     csv = cli("report", "6", "--format", "csv", cwd=tmp).stdout
     assert csv.splitlines()[0].startswith("row,title") and "top1_std" in csv and "top1_verdict" in csv

@@ -185,3 +185,19 @@ def test_an_unsteady_timing_shows_no_ratio_and_no_speed():
     assert s.loc["A", "throughput_ratio_r50"] == pytest.approx(0.8) and pd.isna(s.loc["B", "throughput_ratio_r50"])
     assert pd.isna(s.loc["B", "throughput_cost"]) and pd.isna(s.loc["D", "throughput_cost"])  # D is vs B
     assert "throughput unreliable" in s.loc["B", "flags"]
+
+
+def test_a_gain_column_that_is_all_void_still_says_why():
+    """When every comparison of a table is void (its baseline at chance), the gain column stays and
+    says so instead of vanishing from the report."""
+    import pandas as pd
+
+    from assembled.ablation.report import gain_cells
+
+    summary = pd.DataFrame(
+        [
+            {"row": "T0", "vs": None, "d_top1": None, "top1_verdict": None},
+            {"row": "T1", "vs": "T0", "d_top1": None, "top1_verdict": "void (T0 near chance)"},
+        ]
+    )
+    assert gain_cells(summary)[0]["Δ top-1 (95% CI)"] == "void (T0 near chance)"

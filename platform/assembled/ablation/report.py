@@ -87,6 +87,11 @@ def results_cells(summary: pd.DataFrame, baseline: str | None) -> list[dict[str,
     return out
 
 
+def _void(summary: pd.DataFrame, col: str) -> bool:
+    verdicts = summary.get(f"{col}_verdict")
+    return verdicts is not None and verdicts.dropna().astype(str).str.startswith("void").any()
+
+
 def gain_cells(summary: pd.DataFrame) -> list[dict[str, str]]:
     """One dict per judged row: its gain over the row it is judged against (95% interval,
     verdict), the paper's gain, and the throughput it costs (img/s relative to that row)."""
@@ -96,7 +101,7 @@ def gain_cells(summary: pd.DataFrame) -> list[dict[str, str]]:
     for rec in summary[summary["vs"].notna()].to_dict("records"):
         cells = {"row": str(rec["row"]), "vs": str(rec["vs"])}
         for col in ("top1", "mce", "mfr", "recall_at_1"):
-            if _present(summary, f"d_{col}"):
+            if _present(summary, f"d_{col}") or _void(summary, col):  # a void column still says why
                 cells[f"Δ {LABELS[col]} (95% CI)"] = _gain(rec, col)
                 cells[f"paper Δ {LABELS[col]}"] = _signed(rec.get(f"paper_d_{col}"))
         cells["speed"] = _plain(rec.get("throughput_cost"), "{:.2f}x")
