@@ -138,7 +138,8 @@ def _resources_line(plan: Plan) -> str:
 
     req = plan.profile.resources
     if os.environ.get("RAY_ADDRESS"):
-        return f"trials: {req.cpu:g} CPU{f', {req.gpu:g} GPU' if req.gpu else ''} each (profile {plan.profile_name})"
+        asked = {"CPU": req.cpu} | ({"GPU": req.gpu} if req.gpu else {})
+        return f"trials: {_fmt(asked)} each (profile {plan.profile_name})"
     here = {"CPU": float(os.cpu_count() or 1)} | ({"GPU": float(n)} if (n := torch.cuda.device_count()) else {})
     fitted, note = fit_resources(plan.profile_name, req, [here], True)
     return f"on a local Ray: {note or f'each trial gets {_fmt(fitted)} of the {_fmt(here)} here'}"
