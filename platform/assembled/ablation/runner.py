@@ -77,9 +77,8 @@ def run_ablation(
     with interruptible():
         recorder = Recorder(plan, tracking_uri(), workdir)
         recorder.open()
-        run = _Run(plan, recorder, make_executor(executor, address, workdir, plan.experiment), workdir, rerun)
-        run.retime = retime
-        return run.execute()
+        ex = make_executor(executor, address, workdir, plan.experiment)
+        return _Run(plan, recorder, ex, workdir, rerun, retime).execute()
 
 
 def make_executor(kind: str, address: str | None, workdir: Path, name: str):
@@ -95,14 +94,16 @@ def make_executor(kind: str, address: str | None, workdir: Path, name: str):
 class _Run:
     """One invocation's state: each row's state, the run it logs into, the result so far."""
 
-    def __init__(self, plan: Plan, recorder: Recorder, executor: RayExecutor, workdir: Path, rerun: bool) -> None:
+    def __init__(
+        self, plan: Plan, recorder: Recorder, executor: RayExecutor, workdir: Path, rerun: bool, retime: bool = False
+    ) -> None:
         self.plan, self.recorder, self.executor, self.workdir, self.rerun = plan, recorder, executor, workdir, rerun
+        self.retime = retime
         self.result = AblationResult(recorder.parent_id, plan.experiment)
         self.state: dict[str, str] = {}
         self.run_of: dict[str, str] = {}
         self.resources: dict[str, float] = {}
         self.tally = Tally(0)
-        self.retime = False
 
     def execute(self) -> AblationResult:
         return run_recorded(self._body, self._end, "run the same command to resume")
