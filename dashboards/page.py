@@ -180,6 +180,15 @@ def scale_notes(data: TableData) -> str:
     return "<p class='note' id='scales'>Not comparable in absolute terms: " + "; ".join(notes) + ".</p>"
 
 
+def mce_mean_note(data: TableData) -> str:
+    """Which mean the mCE column is (15 standard corruptions or the official code's 19): the
+    paper's Table 7 figures are 19-corruption means, Hendrycks' tables 15-corruption ones."""
+    mean = data.manifest.get("mce_mean")
+    if not mean or "mce" not in data.rows or data.rows["mce"].isna().all():
+        return ""
+    return f"<p class='note' id='mce-mean'>mCE: the mean over {html.escape(str(mean))}.</p>"
+
+
 def table_page(data: TableData) -> str:
     m, df = data.manifest, data.rows
     profile = data.profile
@@ -225,7 +234,7 @@ def table_page(data: TableData) -> str:
     )
     colours = figures.row_colours(list(df["row"]))
     sections = [
-        ("rows", "Every row", rows_table(df)),
+        ("rows", "Every row", rows_table(df) + mce_mean_note(data)),
         ("gains-section", "Gains", gains_table(df) + verdicts),
         ("gains", None, _figure_html(figures.gains(df, kind), "fig-gains")),
     ]

@@ -151,6 +151,7 @@ def test_table_page_from_real_store(store):
     assert f"<td>{top1_a:.2f}</td>" in page
     for corruption in ("gaussian_noise", "jpeg_compression"):
         assert corruption in page
+    assert "id='mce-mean'>mCE: the mean over 15 standard corruptions" in page  # smoke: Hendrycks' 15
     index = written.index.read_text()
     assert "dash.html" in index and "4 finished, 1 failed" in index  # the page's own row statuses
     arts = [a.path for a in client.list_artifacts(result.parent_run_id, "dashboard")]

@@ -9,7 +9,7 @@ from mlflow.tracking import MlflowClient
 from torch import nn
 
 from assembled.data import corruptions
-from assembled.data.corruptions import corrupt, names
+from assembled.data.corruptions import STANDARD, corrupt, names
 from assembled.data.perturbations import PERTURBATIONS, clean_frame, frames_of, sequence
 from assembled.data.synthetic import SyntheticShapes
 from assembled.evaluation.reference import ALEXNET_CE
@@ -165,13 +165,17 @@ def test_evaluate_command_logs_the_suite(tmp_path, mlflow_uri):
     r = cli("train", str(quick), "--set", "optim.epochs=1", "--set", "data.train_size=1000", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     (ckpt,) = list((tmp_path / "runs").glob("*/last.pt"))
-    r = cli("evaluate", str(ckpt), "--mce-images", "100", "--mfr-images", "20", cwd=tmp_path)
+    r = cli("evaluate", str(ckpt), "--mce-images", "100", "--mfr-images", "20", "--extra-corruptions", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     run = MlflowClient(mlflow_uri).get_run(ckpt.parent.name)
     m = run.data.metrics
     for key in ["top1", "mce", "mfr", "throughput", "throughput_ratio_r50", "macs", "params"]:
         assert key in m, key
-    assert sum(k.startswith("ce_") for k in m) == 15
+    # the official code's mean over 19, the standard 15 beside it, and a tag that says which is which
+    ce = {k[3:]: v for k, v in m.items() if k.startswith("ce_")}
+    assert len(ce) == 19 and m["mce"] == pytest.approx(sum(ce.values()) / 19)
+    assert m["mce_15"] == pytest.approx(sum(ce[n] for n in STANDARD) / 15) and m["mce_15"] != m["mce"]
+    assert run.data.tags["mce_mean"].startswith("19 corruptions")
     assert sum(k.startswith("fr_") for k in m) == 10
     assert 0 < m["mce"] <= 100 and m["throughput"] > 0
     assert run.data.tags["corruption_params"].startswith("cifar")  # 48-px crops

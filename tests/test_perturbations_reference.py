@@ -19,6 +19,7 @@ from PIL import Image
 from assembled.data.perturbations import IMAGENET_P, PERTURBATIONS, sequence
 
 from .conftest import SHARED_CIFAR
+from .hendrycks_reference import imagemagick_motion
 
 CROP, CONTEXT = 224, 256
 
@@ -51,22 +52,6 @@ def _arr(img) -> np.ndarray:
 
 
 # -- the scripts' code path ---------------------------------------------------------------------------
-def _imagemagick_motion(a: np.ndarray, radius: float, sigma: float, angle: float) -> np.ndarray:
-    """MagickCore MotionBlurImage: 2r+1 Gaussian taps at rounded offsets ahead, edge pixels."""
-    width = 2 * math.ceil(radius) + 1
-    k = np.exp(-(np.arange(width) ** 2) / (2 * sigma * sigma))
-    k /= k.sum()
-    h, w = a.shape[:2]
-    out = np.zeros_like(a)
-    t = math.radians(angle)
-    for i in range(width):
-        ox, oy = math.ceil(i * math.cos(t) - 0.5), math.ceil(i * math.sin(t) - 0.5)
-        rows = np.clip(np.arange(h) + oy, 0, h - 1)
-        cols = np.clip(np.arange(w) + ox, 0, w - 1)
-        out += k[i] * a[rows][:, cols]
-    return out
-
-
 def _warp_perspective(a: np.ndarray, mat: np.ndarray) -> np.ndarray:
     """cv2.warpPerspective(a, mat, (w, h)): bilinear, constant 0 border."""
     h, w = a.shape[:2]
@@ -123,7 +108,7 @@ def reference_frames(img: Image.Image, name: str, rng: np.random.Generator) -> l
             np.floor(np.clip(rng.poisson(x * p.shot_rate) / p.shot_rate, 0, 1) * 255) / 255 for _ in range(30)
         ]
     if name == "motion_blur":
-        return [np.floor(_imagemagick_motion(x, 10, 3, (i - 30) * 4) * 255 + 0.5) / 255 for i in range(31)]
+        return [np.floor(imagemagick_motion(x, 10, 3, (i - 30) * 4) * 255 + 0.5) / 255 for i in range(31)]
     if name == "zoom_blur":
         avg, out = x.copy(), [x]
         for i in range(1, 31):
@@ -141,7 +126,7 @@ def reference_frames(img: Image.Image, name: str, rng: np.random.Generator) -> l
         base = 0.85 * x + 0.15 * np.maximum(x, grey * 1.5 + 0.5)
         out = []
         for i in range(31):
-            moving = np.round(_imagemagick_motion(layer[..., None], 14, 4, i * 4 - 150) * 255) / 255
+            moving = np.round(imagemagick_motion(layer[..., None], 14, 4, i * 4 - 150) * 255) / 255
             out.append(np.floor(np.clip(base + moving + np.rot90(moving, 2), 0, 1) * 255) / 255)
         return out
     if name == "brightness":

@@ -110,6 +110,10 @@ def test_summary_means_gains_and_renderings():
     assert r"61.00 $\pm$ 1.00" in latex(m, summary, agreement(summary))
     cells = results_cells(summary, "A")
     assert cells[0]["row"] == "R (ref)" and "paper mfr" not in text(cells)  # empty paper columns dropped
+    assert "mCE: the mean" not in out  # an older manifest does not say which mean: nothing invented
+    m["mce_mean"] = "19 corruptions (the 15 standard + the official code's 4 extras, as the paper)"
+    assert "mCE: the mean over 19 corruptions" in terminal(m, summary, agreement(summary))
+    assert "- mCE: the mean over 19 corruptions" in markdown(m, summary)
 
 
 def test_health_flags_catch_models_that_only_look_robust():

@@ -8,12 +8,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from assembled.ablation.profiles import load_profiles
 from assembled.data.mixup import mixup_pairs, sample_lambda
 from assembled.models import build_model
 from assembled.training.config import OptimConfig, TrainConfig
 from assembled.training.losses import distillation, smooth, soft_cross_entropy, teacher_probabilities
 from assembled.training.optim import param_groups
 from assembled.training.schedules import keep_prob, learning_rate
+
+from .conftest import ROOT
 
 
 def test_label_smoothing_values():
@@ -105,6 +108,26 @@ def test_no_decay_on_bias_and_bn():
     assert id(m.fc.bias) in ids and id(m.fc.weight) not in ids
     assert all(p.ndim > 1 for p in decay["params"])
     assert len(decay["params"]) + len(no_decay["params"]) == len(list(m.parameters()))
+
+
+def test_decay_fc_bias_decays_the_classifier_bias_alone():
+    """The official rule (every variable but BN's): the FC bias, the ResNets' only bias, decays."""
+    m = build_model({"name": "se_resnet50d", "width": 8, "layers": [1, 1, 1, 1]}, 10)
+    decay, no_decay = param_groups(m, 1e-4, decay_fc_bias=True)
+    ids = {id(p) for p in decay["params"]}
+    assert id(m.fc.bias) in ids and id(m.fc.weight) in ids
+    bn = [p for mod in m.modules() if isinstance(mod, torch.nn.BatchNorm2d) for p in mod.parameters()]
+    assert bn and all(id(p) not in ids for p in bn) and len(no_decay["params"]) == len(bn)
+
+
+def test_decay_fc_bias_off_keeps_old_hashes_and_on_is_a_new_config():
+    cfg = TrainConfig(model="resnet50")
+    assert "decay_fc_bias" not in cfg._identity()["optim"]  # runs made before the option keep their hash
+    on = cfg.model_copy(update={"optim": cfg.optim.model_copy(update={"decay_fc_bias": True})})
+    assert on.config_hash() != cfg.config_hash()
+    profiles = load_profiles(ROOT / "ablations" / "profiles.yaml")
+    assert profiles["imagenet"].optim["decay_fc_bias"] is True and profiles["cifar"].optim["decay_fc_bias"] is True
+    assert "decay_fc_bias" not in profiles["cifar-cpu"].optim  # measured runs keep their identity
 
 
 def test_config_hash_ignores_runtime_fields():

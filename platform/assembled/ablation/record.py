@@ -299,6 +299,7 @@ def manifest(plan: Plan) -> dict:
         "task": plan.table.task,
         "repeats": plan.repeats,
         "eval_hash": plan.eval_cfg.identity(),
+        "mce_mean": plan.eval_cfg.mce_mean(),
         "profile": plan.profile_name,
         "profile_description": plan.profile.description,
         "data": plan.data or "profile default",

@@ -140,6 +140,8 @@ def notes(manifest: dict, summary: pd.DataFrame, agreement: dict[str, str]) -> l
             "; ".join(f"{a} is {b} under this profile (the same config)" for a, b in same.items())
             + ": not trained twice, the same runs"
         )
+    if manifest.get("mce_mean") and _present(summary, "mce"):
+        lines.append(f"mCE: the mean over {manifest['mce_mean']}")
     if "top1_verdict" in summary and (summary["top1_verdict"] == SINGLE).any():
         lines.append("n=1: one seed a row cannot separate a gain from noise; run with --repeats 2 or more.")
     if agreement:

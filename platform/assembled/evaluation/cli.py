@@ -45,6 +45,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         mfr_images=args.mfr_images,
         released_jpeg=not args.no_released_jpeg,
         perturbation_x264=args.x264,
+        scale_corruptions=not args.unscaled_corruptions,
     )
     if args.imagenet_c and not Path(args.imagenet_c).is_dir():
         raise FileNotFoundError(f"ImageNet-C folder does not exist: {args.imagenet_c}")
@@ -83,7 +84,14 @@ def register(sub) -> None:
     s.add_argument(
         "--robustness", choices=["none", "quick", "full"], default="quick", help="depth of the mCE / mFR passes"
     )
-    s.add_argument("--extra-corruptions", action="store_true", help="the official code's 19 corruptions")
+    s.add_argument(
+        "--extra-corruptions", action="store_true", help="mCE over the official code's 19 corruptions (the paper's)"
+    )
+    s.add_argument(
+        "--unscaled-corruptions",
+        action="store_true",
+        help="keep the 224-px spatial constants at other sizes, as the official generator did at 256 px",
+    )
     s.add_argument("--imagenet-c", help="read a pre-generated ImageNet-C folder instead of generating")
     s.add_argument("--mce-images", type=int, help="evaluation images corrupted for mCE (default: by --robustness)")
     s.add_argument("--mfr-images", type=int, help="images turned into perturbation sequences for mFR")

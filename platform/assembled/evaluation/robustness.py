@@ -60,12 +60,13 @@ def corruption_errors(
     progress: bool = False,
     released_jpeg: bool = True,
     on_progress: Callable[[float], None] | None = None,
+    scaled: bool = True,
 ) -> dict[str, list[float]]:
     """Top-1 error per corruption per severity (5 values) on uint8 clean crops.
 
     ``released_jpeg``: ImageNet-C and Tiny-ImageNet-C were released as JPEG quality 85 and
     AlexNet's errors were measured on those files, so their sets (224 and 64 px) take the same
-    step (CIFAR-10-C was released as uint8 arrays: no JPEG)."""
+    step (CIFAR-10-C was released as uint8 arrays: no JPEG). ``scaled``: see ``corrupt``."""
     model.eval()
     names = list(names)
     wrong = {n: [0] * 5 for n in names}
@@ -77,7 +78,7 @@ def corruption_errors(
         y = labels[start : start + CHUNK]
         jpeg = released_jpeg and (family or severity_set(min(x.shape[-2:]))) in JPEG_RELEASED
         for name in names:
-            for s, xc in corruptions.corrupt_severities(x, name, seed * 1_000_003 + start, family):
+            for s, xc in corruptions.corrupt_severities(x, name, seed * 1_000_003 + start, family, scaled):
                 if jpeg:
                     xc = ops.release_jpeg(xc)
                 wrong[name][s - 1] += int((predict(model, xc, device)[:, 0] != y).sum())

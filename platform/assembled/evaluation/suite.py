@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
 from ..data import corruptions, perturbations, val_dataset
-from ..data.corruptions.params import severity_set
+from ..data.corruptions.params import NATIVE, severity_set
 from ..data.datasets import val_context
 from ..data.loaders import eval_batches, loader_for
 from ..data.perturbations import PERTURBATIONS, param_set
@@ -50,7 +50,14 @@ class EvalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     robustness: Literal["none", "quick", "full"] = "quick"
-    extra_corruptions: bool = Field(False, description="the official code's 19 instead of the standard 15")
+    extra_corruptions: bool = Field(
+        False, description="mCE over the official code's 19 corruptions (the paper's Table 7), not the standard 15"
+    )
+    scale_corruptions: bool = Field(
+        True,
+        description="scale the 224-px set's spatial constants to the evaluation size (off: kept as published, as the "
+        "official Assemble generator did at 256 px)",
+    )
     mce_images: int | None = Field(None, ge=1, description="subset for mCE (default: quick 500, full all)")
     mfr_images: int | None = Field(None, ge=1, description="subset for mFR (default: quick 100, full 1000)")
     reference: Literal["auto", "alexnet", "none"] = "auto"
@@ -77,6 +84,12 @@ class EvalConfig(BaseModel):
         if on and not available():
             raise ValueError("needs PyAV with libx264: `make install` (or pip install 'assembled[video]')")
         return on
+
+    def mce_mean(self) -> str:
+        """Which mean ``mce`` is, for tags, manifests and reports."""
+        if self.extra_corruptions:
+            return "19 corruptions (the 15 standard + the official code's 4 extras, as the paper)"
+        return "15 standard corruptions (Hendrycks)"
 
     def identity(self) -> str:
         """What the numbers depend on: these settings, the generation of corrupted and
@@ -138,7 +151,8 @@ def evaluate_model(
 
         names = corruptions.names(cfg.extra_corruptions)
         family = severity_set(size)
-        tags["corruption_params"] = f"{family} (Hendrycks, {'19' if cfg.extra_corruptions else '15'} corruptions)"
+        tags["corruption_params"] = _corruption_params(cfg, family, size)
+        tags["mce_mean"] = cfg.mce_mean()
         alexnet = _use_alexnet(cfg, size, num_classes)
         tags["mce_reference"] = "alexnet" if alexnet else "none (unnormalised; tables normalise by their baseline row)"
         if cfg.imagenet_c:
@@ -157,6 +171,7 @@ def evaluate_model(
                 progress,
                 cfg.released_jpeg,
                 on_progress=on_progress and (lambda f: on_progress("mCE", f)),
+                scaled=cfg.scale_corruptions,
             )
             tags["corruption_source"] = f"generated on the fly from {images.shape[0]} evaluation images"
         result.errors = errors
@@ -168,6 +183,8 @@ def evaluate_model(
             for s, e in enumerate(errors[name], 1):
                 metrics[f"err_{name}_{s}"] = 100 * e
         metrics["mce"] = sum(ce.values()) / len(ce)
+        if cfg.extra_corruptions:  # the standard mean too, for comparisons with Hendrycks' tables
+            metrics["mce_15"] = sum(ce[n] for n in corruptions.STANDARD) / len(corruptions.STANDARD)
         metrics["mce_unnormalized"] = sum(raw.values()) / len(raw)
         if alexnet:
             metrics["relative_mce"] = relative_mce(errors, 1 - clean["top1"] / 100, ALEXNET_CE, ALEXNET_CLEAN_ERROR)
@@ -206,6 +223,15 @@ def evaluate_model(
             except Exception as e:  # quantisation support varies by build; say why and go on
                 tags["throughput_int8_error"] = f"{type(e).__name__}: {e}"[:500]
     return result
+
+
+def _corruption_params(cfg: EvalConfig, family: str, size: int) -> str:
+    n = 19 if cfg.extra_corruptions else 15
+    native = NATIVE[family]
+    if size == native:
+        return f"{family} (Hendrycks, {n} corruptions)"
+    how = f"scaled x{size / native:.3g}" if cfg.scale_corruptions else f"as published for {native} px (official)"
+    return f"{family} (Hendrycks, {n} corruptions, spatial constants {how})"
 
 
 def retrieval_metrics(result, train_cfg: TrainConfig, cfg: EvalConfig, device: torch.device):

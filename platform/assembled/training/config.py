@@ -27,6 +27,11 @@ class OptimConfig(BaseModel):
     momentum: float = Field(0.9, ge=0, lt=1)
     nesterov: bool = False
     weight_decay: float = Field(1e-4, ge=0)
+    decay_fc_bias: bool = Field(
+        False,
+        description="decay the classifier's bias too, as the official code (its rule: everything but BN); "
+        "off: biases and BN excluded (Goyal et al. 2017)",
+    )
     schedule: Literal["cosine", "piecewise"] = "cosine"
     warmup_epochs: float = Field(5.0, ge=0)
     milestones: tuple[float, ...] = Field(
@@ -162,6 +167,8 @@ class TrainConfig(BaseModel):
             d["transfer"].pop("checkpoint")
         if self.reg.dropblock_start_keep_prob == 1.0:
             d["reg"].pop("dropblock_start_keep_prob")
+        if not self.optim.decay_fc_bias:
+            d["optim"].pop("decay_fc_bias")
         d["data"].pop("cache", None)  # the decoded cache holds the very pixels the loader would read
         for key, default in DATA_DEFAULTS.items():
             if d["data"].get(key) == default:

@@ -4,7 +4,8 @@
 the images' device. Randomness comes from a CPU generator seeded by (seed, name, severity),
 so the same inputs give the same corrupted images on every machine and device. Constants are
 the published ones for the resolution family (``params.severity_set``); spatial constants of
-the 224-px set are rescaled to the actual size. Glass blur's sequential pixel copies, spatter's
+the 224-px set are rescaled to the actual size (``scaled=False``: kept as published, as the
+official Assemble generator did at 256 px). Glass blur's sequential pixel copies, spatter's
 OpenCV shading and ImageMagick's motion blur (motion_blur, snow) are reproduced exactly in
 batched form (tested against the scripts' loops and cv2); zoom and pixelate resample as the
 originals do.
@@ -45,7 +46,9 @@ EXTRA = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
 # corrupted images are not comparable, and the ablation runner re-runs them (eval identity).
 # 3: ImageMagick's exact motion blur; defocus kernel not renormalised; frost resampled as cv2
 # 4: glass blur's sequential copies; spatter's water shaded as the script's OpenCV pipeline
-IMPLEMENTATION = 4
+# 5: pixelate in 8-bit levels as PIL; snow's layer 8-bit around ImageMagick; elastic's last
+#    resampling reflected about pixel edges (scipy's 'reflect')
+IMPLEMENTATION = 5
 
 
 def names(include_extra: bool = False) -> list[str]:
@@ -56,11 +59,11 @@ def names(include_extra: bool = False) -> list[str]:
 class Ctx:
     """What a corruption needs besides the image: its constant, RNG, scale to the native size."""
 
-    def __init__(self, param, g: torch.Generator, family: str, size: int) -> None:
+    def __init__(self, param, g: torch.Generator, family: str, size: int, scaled: bool = True) -> None:
         self.c = param
         self.g = g
         self.family = family
-        self.scale = size / NATIVE[family]
+        self.scale = size / NATIVE[family] if scaled else 1.0
 
     def randn(self, *shape: int) -> torch.Tensor:
         return torch.randn(*shape, generator=self.g)
@@ -118,7 +121,11 @@ def _snow(x, k):
     layer = (k.randn(n, 1, h, w) * scale + loc).to(x)
     layer = ops.zoom(layer, zoom_f)
     layer = torch.where(layer < thr, torch.zeros_like(layer), layer).clamp(0, 1)
+    # the script hands the layer to ImageMagick as an 8-bit PNG (astype: floor) and reads an
+    # 8-bit PNG back (ImageMagick rounds to the nearest level)
+    layer = (layer * 255).floor() / 255
     layer = ops.motion_blur(layer, radius * k.scale, sigma * k.scale, k.rand(n) * 90 - 135)
+    layer = (layer * 255 + 0.5).floor() / 255
     x = blend * x + (1 - blend) * torch.maximum(x, ops.grayscale(x) * 1.5 + 0.5)
     return x + layer + layer.flip(-1, -2)
 
@@ -214,10 +221,12 @@ def _elastic_transform(x, k):
     x = ops.affine(x, theta_n.to(x.device), padding="reflection")
     # smooth random displacement field
     field = ops.smooth_field((k.rand(n, 2, h, w) * 2 - 1).to(x), sigma) * alpha
-    grid = ops.identity_grid(n, h, w, x.device).clone()
-    grid[..., 0] += field[:, 0] * 2 / max(w - 1, 1)
-    grid[..., 1] += field[:, 1] * 2 / max(h - 1, 1)
-    return ops.sample(x, grid, padding="reflection")
+    # scipy's map_coordinates(mode='reflect') mirrors about the pixel edges (d c b a | a b c d):
+    # grid_sample's reflection with align_corners=False, pixel p at (2p + 1) / size - 1
+    ys, xs = torch.meshgrid(torch.arange(h, device=x.device), torch.arange(w, device=x.device), indexing="ij")
+    gx = (2 * (xs + field[:, 0]) + 1) / w - 1
+    gy = (2 * (ys + field[:, 1]) + 1) / h - 1
+    return ops.sample(x, torch.stack([gx, gy], -1), padding="reflection", align_corners=False)
 
 
 def _pixelate(x, k):
@@ -281,28 +290,32 @@ def _check(images: torch.Tensor, name: str) -> None:
 
 
 @torch.no_grad()
-def corrupt(images: torch.Tensor, name: str, severity: int, seed: int = 0, family: str | None = None) -> torch.Tensor:
-    """Corrupt a batch. ``family`` (imagenet / tiny / cifar) defaults to the one for the size."""
+def corrupt(
+    images: torch.Tensor, name: str, severity: int, seed: int = 0, family: str | None = None, scaled: bool = True
+) -> torch.Tensor:
+    """Corrupt a batch. ``family`` (imagenet / tiny / cifar) defaults to the one for the size;
+    ``scaled=False`` keeps the family's spatial constants (blur radii, shuffle distances,
+    elastic and frost scales) at their published values whatever the size."""
     _check(images, name)
     if not 1 <= severity <= 5:
         raise ValueError(f"severity must be 1..5, got {severity}")
     size = min(images.shape[-2:])
     family = family or severity_set(size)
     g = torch.Generator().manual_seed(ops.seed_from(seed, name, severity))
-    ctx = Ctx(SETS[family][name][severity - 1], g, family, size)
+    ctx = Ctx(SETS[family][name][severity - 1], g, family, size, scaled)
     return CORRUPTIONS[name](images.float(), ctx).clamp(0, 1)
 
 
 @torch.no_grad()
 def corrupt_severities(
-    images: torch.Tensor, name: str, seed: int = 0, family: str | None = None
+    images: torch.Tensor, name: str, seed: int = 0, family: str | None = None, scaled: bool = True
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """``(severity, corrupt(images, name, severity, seed, family))`` for severities 1..5, the
     same images; zoom blur's severities share the zooms their factor lists have in common."""
     _check(images, name)
     if name != "zoom_blur":
         for s in range(1, 6):
-            yield s, corrupt(images, name, s, seed, family)
+            yield s, corrupt(images, name, s, seed, family, scaled)
         return
     x = images.float()
     lists = [[float(z) for z in c] for c in SETS[family or severity_set(min(x.shape[-2:]))][name]]
