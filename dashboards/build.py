@@ -6,11 +6,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-
-from mlflow.tracking import MlflowClient
+from typing import TYPE_CHECKING
 
 from .page import index_page, status_counts, table_page
 from .source import DashboardError, TableData, experiment_name, list_tables, load_table
+
+if TYPE_CHECKING:  # annotations only: MLflow loads where a client is made
+    from mlflow.tracking import MlflowClient
 
 
 @dataclass

@@ -10,17 +10,21 @@ from pathlib import Path
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from mlflow.tracking import MlflowClient
+    from assembled.tracking.store import read_only_client
 
     from .build import build
     from .source import DashboardError, default_uri
 
     uri = args.tracking_uri or default_uri()
     t0 = time.perf_counter()
+    client = read_only_client(uri)
+    if client is None:  # a page reads runs; it never creates an empty store to find none in
+        print(f"error: no MLflow store at {uri}: run an ablation first (or set MLFLOW_TRACKING_URI)", file=sys.stderr)
+        return 2
     if args.study:
         return _study(args, uri)
     try:
-        written = build(MlflowClient(tracking_uri=uri), args.tables or None, Path(args.out), not args.no_artifact)
+        written = build(client, args.tables or None, Path(args.out), not args.no_artifact)
     except DashboardError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -7,13 +7,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
-from mlflow.entities import Run
-from mlflow.tracking import MlflowClient
 
 from assembled.ablation.results import ResultsError, experiment_name, latest_parent, unit_runs
 from assembled.ablation.summary import build_summary, unit_frame
+
+if TYPE_CHECKING:  # annotations only: MLflow loads where a client is made
+    from mlflow.entities import Run
+    from mlflow.tracking import MlflowClient
 
 METRICS = ["top1", "mce", "mfr", "throughput"]
 CURVES = ["loss", "top1", "recall_at_1", "lr"]  # recall_at_1: retrieval runs, in top-1's place

@@ -8,12 +8,15 @@ from __future__ import annotations
 import datetime as dt
 import html
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import plotly.graph_objects as go
-from mlflow.entities import Run
-from mlflow.tracking import MlflowClient
 
 from .page import _document, _figure_html
+
+if TYPE_CHECKING:  # annotations only: MLflow loads where a client is made
+    from mlflow.entities import Run
+    from mlflow.tracking import MlflowClient
 
 
 class StudyError(LookupError):

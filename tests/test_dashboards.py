@@ -225,6 +225,9 @@ def test_mlflow_ui_lists_the_runs(store):
             assert proc.poll() is None, proc.stdout.read()
             assert time.time() < deadline, "MLflow server did not answer /health in 120 s"
             time.sleep(1)
+        # one uvicorn worker and no job runner (MLflow 3 would start 7 huey consumers beside it)
+        tree = subprocess.run(["ps", "-o", "args=", "--sid", str(proc.pid)], capture_output=True, text=True).stdout
+        assert "huey" not in tree and "job" not in tree.lower(), tree
         exp_id = MlflowClient(uri).get_experiment_by_name("dash").experiment_id
         driver = chromium()
         try:

@@ -94,3 +94,12 @@ def test_uint8_crops_normalised_on_the_device_equal_the_per_image_transform():
         reference = train_transform(32, normalised=True)(img)
         assert shipped.dtype == torch.uint8
         assert torch.equal(to_model_input(shipped[None], torch.device("cpu"))[0], reference)
+
+
+def test_image_extensions_are_torchvisions():
+    """folder.py spells torchvision's list out (so checking a folder needs no torch): keep them equal."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    from assembled.data.folder import IMG_EXTENSIONS as OURS
+
+    assert OURS == IMG_EXTENSIONS

@@ -73,7 +73,7 @@ def test_two_gloo_ranks_train_one_model_as_well_as_one_process():
 
 
 def test_sync_bn_is_an_option_for_gpu_workers(tmp_path):
-    from assembled.ablation.profiles import Resources
+    from assembled.runner.resources import Resources
 
     with pytest.raises(ValueError, match="sync_bn needs GPU workers"):
         Resources(workers=2, sync_bn=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from assembled.ablation.progress import Lines, Tally
+from assembled.runner.progress import Lines, Tally
 
 
 def test_eta_uses_each_trial_pace_from_when_it_was_reported():

@@ -18,12 +18,13 @@ import torch
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
-from assembled.ablation.plan import build_plan, fit_resources
-from assembled.ablation.profiles import Resources, load_profiles
+from assembled.ablation.plan import build_plan
+from assembled.ablation.profiles import load_profiles
 from assembled.ablation.spec import load_table
 from assembled.config_io import ConfigError
 from assembled.data.folder import ImageFolderDataset
 from assembled.models import build_model, resolve_config
+from assembled.runner.resources import Resources, fit_resources
 from assembled.training import TrainConfig, Trainer, TrainingDiverged
 from assembled.training import checkpoint as ckpt
 

@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from assembled.ablation.plan import REPEAT_SEED_STEP, build_plan, unit_key
+from assembled.ablation.plan import build_plan
 from assembled.ablation.report import latex, markdown, results_cells, terminal, text
 from assembled.ablation.stats import HELPS, HURTS, SINGLE, UNSURE, Gain, paired, sign_agreement, spread, welch
 from assembled.ablation.summary import agreement, build_summary, comparisons, health_flags
+from assembled.ablation.units import REPEAT_SEED_STEP, unit_key
 
 from .conftest import ROOT
 

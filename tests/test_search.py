@@ -19,10 +19,10 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from assembled.ablation.plan import build_plan
+from assembled.ablation.search_space import apply, default_space, parse_space
 from assembled.ablation.spec import load_table
 from assembled.config_io import ConfigError
 from assembled.search.runner import best_row
-from assembled.search.space import apply, default_space, parse_space
 
 from .browser import chromium, free_port, js_errors
 from .conftest import ROOT, cli
@@ -48,6 +48,18 @@ def test_bad_spaces_name_file_row_and_key(space, message):
     with pytest.raises(ConfigError) as e:
         parse_space(space, _cfg("E3"), "t.yaml: row E3")
     assert str(e.value).startswith("t.yaml: row E3: key 'search.") and message in str(e.value)
+
+
+def test_a_tables_search_block_is_checked_by_plan(tmp_path):
+    """A row's search: block is validated when the table is planned (one line naming file, row
+    and key), not first when `assembled search` reads it."""
+    table = yaml.safe_load((ROOT / "ablations" / "table04.yaml").read_text())
+    table["rows"][0]["search"] = {"optim.bogus": {"type": "flot"}}
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(table))
+    r = cli("plan", str(tmp_path / "t.yaml"), "--profile", "smoke", cwd=tmp_path)
+    row = table["rows"][0]["id"]
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert f"t.yaml: row {row}: key 'search.optim.bogus': unknown key" in r.stderr
 
 
 def test_default_spaces_follow_the_row_techniques_and_apply():

@@ -6,19 +6,13 @@ import argparse
 
 
 def cmd_ablation(args: argparse.Namespace) -> int:
-    from .runner import print_result, run_ablation
+    from .plan import build_plan
 
-    result = run_ablation(
-        args.table,
-        args.profile,
-        args.data,
-        args.address,
-        args.rerun,
-        rows=args.rows,
-        repeats=args.repeats,
-        executor=args.executor,
-        retime=args.retime,
-    )
+    # the table, profile, rows and data are checked here, before torch, Ray and MLflow load
+    plan = build_plan(args.table, args.profile, args.data, args.rows, None, args.repeats)
+    from .runner import print_result, run_plan
+
+    result = run_plan(plan, args.address, args.rerun, executor=args.executor, retime=args.retime)
     print_result(result)
     return 1 if result.failed or result.not_run else 0
 

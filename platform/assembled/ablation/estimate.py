@@ -58,8 +58,3 @@ class Estimator:
                 f"scaled from {len(per_epoch)} finished {model} run(s) of profile {profile}",
             )
         return None
-
-
-def duration(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"

@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from ..config_io import ConfigError, describe
-from ..models.registry import resolve_config
+from ..models.names import resolve_config
 from .spec import PaperNumbers, ResolvedRow, load_table, table_path
 
 

@@ -16,27 +16,17 @@ from typing import Literal
 from ..config_io import ConfigError
 from ..data.folder import DataError
 from ..data.preflight import check_source
-from ..evaluation.suite import EvalConfig
+from ..evaluation.config import EvalConfig
+from ..runner.driver import Settings
 from ..training import TrainConfig
 from .external_teachers import external_teachers
-from .profiles import Profile, Resources, load_profiles, train_config
+from .profiles import Profile, load_profiles, scaled_size, train_config
+from .search_space import parse_space
 from .spec import ResolvedRow, Table, load_table, table_path
 from .transfer_rows import check_fits, checkpoint_identity, import_backbones, transfer_config
+from .units import repeat_seed, unit_key
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-REPEAT_SEED_STEP = 10_007  # repeat k trains with seed base + k * step (a prime: no epoch-seed overlap)
-
-
-def unit_key(row: str, repeat: int) -> str:
-    """Key of one seed of a row: ``E3`` for repeat 0 (runs made before repeats keep their
-    identity), ``E3@1``, ``E3@2``, ... for the others."""
-    return row if repeat == 0 else f"{row}@{repeat}"
-
-
-def repeat_seed(base: int, repeat: int) -> int:
-    return base + REPEAT_SEED_STEP * repeat
 
 
 @dataclass
@@ -110,6 +100,14 @@ class Plan:
     def units_of(self, row: str) -> list[PlannedRow]:
         return sorted((u for u in self.rows.values() if u.id == row), key=lambda u: u.repeat)
 
+    def trial_settings(self) -> Settings:
+        """What the trial driver needs of this plan's profile and evaluation."""
+        prof = self.profile
+        reference = {"name": "resnet50", **prof.resnet}
+        return Settings(
+            self.profile_name, prof.resources, prof.max_failures, self.eval_cfg, reference, scaled_size(224, prof)
+        )
+
 
 def build_plan(
     spec: str,
@@ -154,8 +152,21 @@ def build_plan(
     paper_only = {rid for rid in paper_only if not planned[rid].wanted}  # a teacher someone needs trains
     plan = Plan(path, table, profile, prof, data, planned, [r.id for r in resolved], prof.evaluation, n)
     plan.paper_only = sorted(paper_only, key=[r.id for r in resolved].index)
+    check_search_spaces(plan, profiles_path)
     check_data(plan)
     return plan
+
+
+def check_search_spaces(plan: Plan, profiles_path: Path) -> None:
+    """Each ``search:`` block (a row's, the profile's) against the config it would vary, when the
+    table is planned, not when ``assembled search`` first reads it."""
+    for rid in plan.table_rows:
+        unit = plan.rows[rid]
+        if unit.row.search:
+            parse_space(unit.row.search, unit.cfg, f"{plan.path}: row {rid}")
+    if plan.profile.search and plan.table_rows:
+        first = plan.rows[plan.table_rows[0]].cfg
+        parse_space(plan.profile.search, first, f"{profiles_path}: profile {plan.profile_name}", check_use=False)
 
 
 def _add_transfer_rows(
@@ -332,70 +343,3 @@ def decide(plan: Plan, finished: dict[str, str | None], rerun: bool) -> dict[str
         else:
             out[rid] = Decision("skip", "finished with this config hash and evaluation")
     return out
-
-
-def fit_resources(
-    profile: str, request: Resources, nodes: list[dict[str, float]], started_here: bool
-) -> tuple[dict[str, float], str | None]:
-    """A trial's Ray resources, and a note when they were fitted to this machine.
-
-    GPUs are asked for only where the cluster has them. A request no node can meet would wait
-    for ever; a local Ray this command started is fitted to the machine (with a note), anything
-    else is an error naming the profile, the request and the nodes.
-    """
-    use_gpu = request.gpu > 0 and any(n.get("GPU", 0) > 0 for n in nodes)
-    need = {"CPU": float(request.cpu), **({"GPU": float(request.gpu)} if use_gpu else {})}
-    if request.workers > 1:
-        return _fit_workers(profile, request.workers, need, nodes, started_here)
-    if any(all(n.get(k, 0) >= v for k, v in need.items()) for n in nodes):
-        return need, None
-    largest = max(nodes, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={})
-    have = {k: largest.get(k, 0) for k in need}
-    if not started_here:
-        raise ConfigError(
-            f"profile {profile}: a trial asks for {_fmt(need)}, but the largest node of the cluster has "
-            f"{_fmt(have)}; lower 'resources' in profiles.yaml or add a larger node"
-        )
-    fitted = {k: min(v, have[k]) for k, v in need.items() if have[k] > 0}
-    if "GPU" not in fitted and fitted.get("CPU", 0) > 1:
-        # more one-thread trials, not fewer multi-thread ones: small convolutions do not split well
-        # over threads (benchmarks/threads.py on 2 idle cores: two one-thread trials trained 252
-        # img/s together, one two-thread trial 203: 1.25x; on a loaded box the issue saw 15-30x)
-        fitted["CPU"] = 1.0
-    note = (
-        f"profile {profile} asks for {_fmt(need)} per trial; this machine has {_fmt(have)}: "
-        f"each trial gets {_fmt(fitted)}"
-    )
-    if "GPU" not in fitted and have.get("CPU", 0) >= 2:
-        note += f" ({int(have['CPU'])} one-thread trials at once: faster here than fewer multi-thread ones)"
-    return fitted, note
-
-
-def _fit_workers(
-    profile: str, workers: int, need: dict[str, float], nodes: list[dict[str, float]], started_here: bool
-) -> tuple[dict[str, float], str | None]:
-    """Each data-parallel worker's resources: the request, when the cluster holds ``workers`` of
-    them at once; on a local Ray this command started, the machine shared evenly (with a note)."""
-    total = {k: sum(n.get(k, 0) for n in nodes) for k in need}
-    if all(total[k] >= v * workers for k, v in need.items()):
-        return need, None
-    if not started_here:
-        raise ConfigError(
-            f"profile {profile}: a trial asks for {workers} workers of {_fmt(need)}, but the cluster has "
-            f"{_fmt(total)} in all; lower 'resources' in profiles.yaml or add nodes"
-        )
-    fitted = {k: min(v, total[k] / workers) for k, v in need.items() if total[k] > 0}
-    note = (
-        f"profile {profile} asks for {workers} workers of {_fmt(need)} per trial; this machine has "
-        f"{_fmt(total)}: each worker gets {_fmt(fitted)}"
-    )
-    return fitted, note
-
-
-def trial_threads(request: Resources, fitted: dict[str, float]) -> int:
-    """torch threads of a trial: the profile's, else the CPUs it was given."""
-    return max(1, int(request.threads or fitted.get("CPU", 1)))
-
-
-def _fmt(res: dict[str, float]) -> str:
-    return ", ".join(f"{v:g} {k}" for k, v in res.items()) or "nothing"

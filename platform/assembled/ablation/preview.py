@@ -26,19 +26,6 @@ def cmd_tables(args: argparse.Namespace) -> int:
     return 0
 
 
-def read_only_client(uri: str | None = None):
-    """A client of the project's store, or None when there is none yet (read-only: a missing
-    SQLite file is not created)."""
-    from ..tracking.store import tracking_uri
-
-    uri = uri or tracking_uri()
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
-        return None
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(tracking_uri=uri)
-
-
 def _finished(plan: Plan, client) -> tuple[dict[str, str | None], dict[str, str]]:
     """Eval identity of each unit's FINISHED run (its own, or another table's that it would
     reuse), and where the reused ones come from."""
@@ -71,10 +58,13 @@ def config_diff(plan: Plan, rid: str) -> str:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from .estimate import Estimator, duration
+    from ..runner.progress import duration
+    from .estimate import Estimator
     from .plan import build_plan, decide
 
     plan = build_plan(args.table, args.profile, args.data, args.rows, repeats=args.repeats)
+    from ..tracking.store import read_only_client
+
     client = read_only_client()
     finished, reused = _finished(plan, client)
     decisions = decide(plan, finished, args.rerun)
@@ -132,17 +122,27 @@ def _resources_line(plan: Plan) -> str:
     what ``ablation`` would fit to this machine (more one-thread trials on a small CPU box)."""
     import os
 
-    import torch
-
-    from .plan import _fmt, fit_resources
+    from ..runner.resources import fit_resources, fmt
 
     req = plan.profile.resources
     if os.environ.get("RAY_ADDRESS"):
         asked = {"CPU": req.cpu} | ({"GPU": req.gpu} if req.gpu else {})
-        return f"trials: {_fmt(asked)} each (profile {plan.profile_name})"
-    here = {"CPU": float(os.cpu_count() or 1)} | ({"GPU": float(n)} if (n := torch.cuda.device_count()) else {})
+        return f"trials: {fmt(asked)} each (profile {plan.profile_name})"
+    here = {"CPU": float(os.cpu_count() or 1)} | ({"GPU": float(n)} if (n := _local_gpus()) else {})
     fitted, note = fit_resources(plan.profile_name, req, [here], True)
-    return f"on a local Ray: {note or f'each trial gets {_fmt(fitted)} of the {_fmt(here)} here'}"
+    return f"on a local Ray: {note or f'each trial gets {fmt(fitted)} of the {fmt(here)} here'}"
+
+
+def _local_gpus() -> int:
+    """GPUs here. torch (seconds to import) only where a GPU driver is loaded: a plan on a CPU
+    box answers in about a second."""
+    import shutil
+
+    if not (Path("/proc/driver/nvidia").exists() or Path("/dev/kfd").exists() or shutil.which("nvidia-smi")):
+        return 0
+    import torch
+
+    return torch.cuda.device_count()
 
 
 def _judged(plan: Plan) -> str:

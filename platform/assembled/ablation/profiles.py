@@ -7,31 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..config_io import ConfigError, describe, read_yaml
-from ..evaluation.suite import EvalConfig
-from ..models.registry import resolve_config
+from ..evaluation.config import EvalConfig
+from ..models.names import resolve_config
+from ..runner.resources import Resources
 from ..training.config import TrainConfig
 from .spec import ResolvedRow, Table
-
-
-class Resources(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    cpu: float = Field(1, description="CPUs per trial (per worker when workers > 1)")
-    gpu: float = Field(0, description="GPUs per trial (per worker) when the cluster has them")
-    threads: int | None = Field(None, description="torch threads per CPU trial (default: its CPUs)")
-    workers: int = Field(
-        1, ge=1, description="data-parallel workers per trial (Ray Train DDP: gloo on CPU, NCCL on GPU)"
-    )
-    sync_bn: bool = Field(False, description="with workers > 1: BatchNorm over the global batch (SyncBN)")
-
-    @model_validator(mode="after")
-    def _sync_bn_on_gpus(self) -> Resources:
-        if self.sync_bn and self.gpu <= 0:
-            raise ValueError("sync_bn needs GPU workers (torch's SyncBatchNorm runs on GPUs only): set gpu")
-        return self
 
 
 class Profile(BaseModel):

@@ -19,7 +19,7 @@ import pandas as pd
 from mlflow.entities import Run
 
 from ..tracking import TrackedRun, finish_run, open_run
-from ..tracking.headline import DESCRIPTION_TAG, headline
+from ..tracking.headline import DESCRIPTION_TAG, add_metrics
 from ..tracking.store import client as make_client
 from ..tracking.store import ensure_experiment, retry_locked
 from .plan import Plan
@@ -205,13 +205,7 @@ class Recorder:
         self.end(self.child(rid, fresh=False), "FAILED", reason)
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], tags: dict[str, str]) -> None:
-        from ..tracking.callback import MlflowCallback
-
-        MlflowCallback(self.client, run_id).log_metrics(metrics, 0)
-        for k, v in tags.items():
-            retry_locked(lambda k=k, v=v: self.client.set_tag(run_id, k, v))
-        now = retry_locked(lambda: self.client.get_run(run_id)).data.metrics
-        retry_locked(lambda: self.client.set_tag(run_id, DESCRIPTION_TAG, headline(now)))
+        add_metrics(self.client, run_id, metrics, tags)
 
     # -- the end ---------------------------------------------------------------------------
     @property

@@ -9,12 +9,15 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
-from mlflow.entities import Run
-from mlflow.tracking import MlflowClient
 
 from .summary import build_summary, manifest_units, table_runs, unit_frame
+
+if TYPE_CHECKING:  # annotations only: MLflow loads where a client is made
+    from mlflow.entities import Run
+    from mlflow.tracking import MlflowClient
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one small JSON per table
 
@@ -66,12 +69,12 @@ def unit_runs(client: MlflowClient, experiment_id: str, manifest: dict) -> dict[
 
 
 def load_results(spec: str, profile: str | None = None, uri: str | None = None) -> tuple[dict, pd.DataFrame]:
-    from ..tracking.store import tracking_uri
+    from ..tracking.store import read_only_client, tracking_uri
 
     uri = uri or tracking_uri()
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+    client = read_only_client(uri)
+    if client is None:
         raise ResultsError(f"no MLflow store at {uri}: run the ablation first (or set MLFLOW_TRACKING_URI)")
-    client = MlflowClient(tracking_uri=uri)
     parent, manifest = latest_parent(client, experiment_name(spec), profile)
     exp_id = parent.info.experiment_id
     units = unit_frame(manifest, unit_runs(client, exp_id, manifest), exp_id)

@@ -19,23 +19,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config_io import ConfigError
-from ..evaluation.protocol import MAX_CV
+from ..runner.driver import Driver, make_executor
+from ..runner.interrupts import interruptible, run_recorded
+from ..runner.progress import Tally
+from ..runner.teachers import TeacherFailed
+from ..runner.trial import TrialSpec
 from ..tracking.store import tracking_uri
-from .executor import RayExecutor, join_uri
-from .interrupts import interruptible, run_recorded
-from .plan import ROOT, Decision, Plan, build_plan, decide, fit_resources, trial_threads
-from .profiles import scaled_size
-from .progress import Tally
+from .plan import ROOT, Decision, Plan, build_plan, decide
 from .record import Recorder
 from .report import terminal
 from .summary import agreement
-from .teachers import TeacherFailed
-from .trial import TrialSpec
 
 __all__ = ["ROOT", "AblationResult", "print_result", "run_ablation"]
-# a Tune trial that only drives a TorchTrainer: no CPU (Tune refuses an empty request: 256 MB memory)
-DRIVER_ONLY = {"CPU": 0.0, "memory": float(2**28)}
 
 
 @dataclass
@@ -73,36 +68,39 @@ def run_ablation(
     one after another in this process; see local_executor.py). ``retime``: time every row's
     inference again, finished or not."""
     plan = build_plan(spec, profile, data, rows, ablations_dir, repeats)
+    return run_plan(plan, address, rerun, workdir, executor, retime)
+
+
+def run_plan(
+    plan: Plan,
+    address: str | None = None,
+    rerun: bool = False,
+    workdir: Path | None = None,
+    executor: str = "ray",
+    retime: bool = False,
+) -> AblationResult:
+    """Run a plan already built (and so validated): the CLI builds it before importing this
+    module, so bad input is one line in about a second, not after torch and Ray have loaded."""
     workdir = (workdir or Path.cwd() / "runs") / plan.experiment
+    ex = make_executor(executor, address, workdir, plan.experiment)  # a bad flag fails before any run exists
     with interruptible():
         recorder = Recorder(plan, tracking_uri(), workdir)
         recorder.open()
-        ex = make_executor(executor, address, workdir, plan.experiment)
-        return _Run(plan, recorder, ex, workdir, rerun, retime).execute()
-
-
-def make_executor(kind: str, address: str | None, workdir: Path, name: str):
-    if kind == "local":
-        if address:
-            raise ConfigError("--executor local runs trials in this process: it takes no --address")
-        from .local_executor import LocalExecutor
-
-        return LocalExecutor(workdir)
-    return RayExecutor(address, workdir / "ray", name)
+        driver = Driver(ex, plan.trial_settings(), recorder.uri, recorder.experiment_id)
+        return _Run(plan, recorder, driver, workdir, rerun, retime).execute()
 
 
 class _Run:
     """One invocation's state: each row's state, the run it logs into, the result so far."""
 
     def __init__(
-        self, plan: Plan, recorder: Recorder, executor: RayExecutor, workdir: Path, rerun: bool, retime: bool = False
+        self, plan: Plan, recorder: Recorder, driver: Driver, workdir: Path, rerun: bool, retime: bool = False
     ) -> None:
-        self.plan, self.recorder, self.executor, self.workdir, self.rerun = plan, recorder, executor, workdir, rerun
+        self.plan, self.recorder, self.driver, self.workdir, self.rerun = plan, recorder, driver, workdir, rerun
         self.retime = retime
         self.result = AblationResult(recorder.parent_id, plan.experiment)
         self.state: dict[str, str] = {}
         self.run_of: dict[str, str] = {}
-        self.resources: dict[str, float] = {}
         self.tally = Tally(0)
 
     def execute(self) -> AblationResult:
@@ -117,7 +115,7 @@ class _Run:
         return self.result
 
     def _end(self, status: str, reason: str) -> None:
-        self.executor.stop()
+        self.driver.stop()
         self.result.summary = self.recorder.close(status, self.result.failed, reason)
         self.result.manifest = self.recorder.table
         self.result.experiment_id = self.recorder.experiment_id
@@ -164,19 +162,9 @@ class _Run:
         for row, other in evaluates.items():
             print(f"{name}: {row} evaluates {other}'s weights (the same training; only the evaluation crop differs)")
 
-    @property
-    def trial_resources(self) -> dict[str, float]:
-        """What Tune reserves for a trial: its resources, or for a data-parallel trial only a
-        driver's memory (its Ray Train workers reserve their own CPUs / GPUs)."""
-        return DRIVER_ONLY if self.plan.profile.resources.workers > 1 else self.resources
-
     def _start_executor(self) -> None:
-        self.executor.start()
-        self.resources, note = fit_resources(
-            self.plan.profile_name, self.plan.profile.resources, self.executor.nodes(), self.executor.local
-        )
+        note = self.driver.start()
         if note:
-            print(note)
             self.result.notes.append(note)
 
     def _stages(self, decisions: dict[str, Decision]) -> None:
@@ -190,9 +178,7 @@ class _Run:
             if not specs:
                 continue
             name = f"{self.plan.experiment}-{self.recorder.parent_id[:8]}-{stage}"
-            outcomes = self.executor.run_stage(
-                specs, self.trial_resources, self.plan.profile.max_failures, name, self.tally
-            )
+            outcomes = self.driver.run_stage(specs, name, self.tally)
             for rid, out in outcomes.items():
                 self.state[rid] = out.status
                 if out.status == "finished":
@@ -243,7 +229,7 @@ class _Run:
         if prow.teacher:
             teacher_run = self.run_of[self._owner(prow.teacher)]
             try:
-                computed = self.executor.teacher_logits(self.recorder.uri, teacher_run, cfg)
+                computed = self.driver.teacher_logits(teacher_run, cfg)
             except TeacherFailed as e:
                 why = str(e).strip().splitlines()[-1]
                 self.recorder.end(teacher_run, "FAILED", why)
@@ -253,33 +239,22 @@ class _Run:
             self.result.logits_computed += int(computed)
         run_id = self.recorder.child(rid, fresh=self.rerun and decision.action == "run")
         self.run_of[rid] = run_id
-        return TrialSpec(
-            row=rid,
-            run_id=run_id,
-            experiment_id=self.recorder.experiment_id,
-            uri=self.recorder.uri,
-            cfg=cfg,
-            eval_cfg=self.plan.eval_cfg,
-            workdir=str((self.workdir / f"{rid}-{prow.cfg.config_hash()}" / run_id).resolve()),
-            gpu="GPU" in self.resources,
-            threads=trial_threads(self.plan.profile.resources, self.resources),
+        return self.driver.spec(
+            rid,
+            run_id,
+            cfg,
+            self.workdir / f"{rid}-{prow.cfg.config_hash()}" / run_id,
             teacher_run=teacher_run,
             backbone_run=self.run_of.get(self._owner(prow.backbone)) if prow.backbone else None,
             trained_run=self.run_of.get(prow.trained_by) if prow.trained_by else None,
-            workers=self.plan.profile.resources.workers,
-            worker_resources=self.resources,
-            storage=join_uri(self.executor.storage, "train"),
         )
 
     def _throughput(self) -> None:
         """Time every row that ran now, or whose timing is missing or of another protocol, once
         per run (a row identical to another shares its run), in a process of its own on a node."""
-        ev = self.plan.eval_cfg
-        if not ev.throughput:
+        if not self.plan.eval_cfg.throughput:
             return
-        prof = self.plan.profile
-        reference, ref_size = {"name": "resnet50", **prof.resnet}, scaled_size(224, prof)
-        protocol = throughput_protocol(ev, prof.resnet, ref_size)
+        protocol = self.driver.protocol
         todo: dict[str, tuple[str, object]] = {}  # run id -> (unit, run)
         for rid, run in self.recorder.finished().items():
             current = run.data.tags.get("throughput_protocol") == protocol
@@ -287,38 +262,16 @@ class _Run:
                 todo.setdefault(run.info.run_id, (rid, run))
         if not todo:
             return
-        if not self.executor.connected:
-            self._start_executor()
         jobs = {}
         for run_id, (rid, run) in todo.items():
             cfg = self.plan.rows[rid].cfg
             classes = int(run.data.tags.get("data.num_classes", cfg.data.num_classes))
             jobs[run_id] = (cfg.model, cfg.data.eval_crop, classes)
-        gpu = "GPU" in self.resources
-        where = "GPU" if gpu else "all CPUs"
-        print(f"timing inference of {len(jobs)} run(s) in a process of its own on a node ({where})")
-        figures = self.executor.measure_throughput(
-            jobs, reference, ref_size, ev.throughput_batch, ev.throughput_repeats, gpu
-        )
-        shaky = [todo[k][0] for k, m in figures.items() if not m["throughput_ratio_reliable"]]
-        if shaky:
-            print(
-                f"throughput of {', '.join(sorted(shaky))} is unreliable (its rounds or the R50's varied more than "
-                f"{MAX_CV:.0%}): no ratio to R50 is shown for it; time it again on an idle machine (--retime)"
-            )
+        if not self.driver.executor.connected:
+            self._start_executor()
+        figures = self.driver.time(jobs, {k: rid for k, (rid, _) in todo.items()})
         for run_id, metrics in figures.items():
             self.recorder.log_metrics(run_id, metrics, {"throughput_protocol": protocol})
-
-
-def throughput_protocol(ev, resnet: dict, ref_size: int) -> str:
-    """What a stored timing was measured by (tag ``throughput_protocol``): a row timed by another
-    protocol is timed again."""
-    return (
-        f"batch {ev.throughput_batch}, FP32, median of {ev.throughput_repeats} interleaved rounds (each >= 0.2 s) "
-        f"after warm-up, in a process of its own holding a node after training, once per inference network "
-        f"(DropBlock off); ratio = median of per-round ratios to ResNet-50 {resnet or ''} at {ref_size}px; "
-        f"unreliable when the rounds' CV > {MAX_CV:.0%}"
-    )
 
 
 def print_result(result: AblationResult) -> None:

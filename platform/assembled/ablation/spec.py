@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..config_io import ConfigError, describe, issues, read_yaml
-from ..models.registry import resolve_config
+from ..models.names import resolve_config
 from ..training.config import RegConfig, check_switches
 
 

@@ -11,15 +11,18 @@ T0 is Table 7's E0): the same experiment is not trained twice.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import pandas as pd
-from mlflow.entities import Run
-from mlflow.tracking import MlflowClient
 
-from ..data.corruptions import STANDARD
-from ..data.perturbations import PERTURBATIONS
-from .plan import unit_key
+from ..robustness_sets import CORRUPTIONS as STANDARD
+from ..robustness_sets import PERTURBATIONS
 from .stats import HIGHER_IS_BETTER, Gain, paired, sign_agreement, spread, welch
+from .units import unit_key
+
+if TYPE_CHECKING:  # annotations only: MLflow loads where a client is made
+    from mlflow.entities import Run
+    from mlflow.tracking import MlflowClient
 
 COLUMNS = ["top1", "mce", "mfr", "throughput"]
 GAINS = ["top1", "mce", "mfr"]

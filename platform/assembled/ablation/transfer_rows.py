@@ -20,13 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from pydantic import ValidationError
 
 from ..config_io import ConfigError, describe
 from ..data.layouts import detect_kind
 from ..training import TrainConfig
-from ..training.transfer import backbone_of, build_network
 from .external_teachers import other_table
 from .profiles import Profile, train_config
 from .spec import ResolvedRow, Table, load_table
@@ -148,7 +146,12 @@ def checkpoint_identity(row: ResolvedRow, where: Path) -> tuple[str, str]:
 
 def check_fits(row_id: str, cfg: TrainConfig, backbone: TrainConfig, where: Path) -> None:
     """Before anything runs: the fine-tuning network has every backbone layer, in its shape
-    (built on the meta device: no memory, no time)."""
+    (built on the meta device: no memory, no time). Only transfer tables build networks here,
+    so torch is imported here, not when any plan starts."""
+    import torch
+
+    from ..training.transfer import backbone_of, build_network
+
     with torch.device("meta"):
         ours = backbone_of(build_network(cfg, 2)).state_dict()
         theirs = build_network(backbone, 2).state_dict()

@@ -1,6 +1,16 @@
-"""Datasets, transforms, mixup; corruptions and perturbations for robustness evaluation."""
+"""Datasets, transforms, mixup; corruptions and perturbations for robustness evaluation.
 
-from .config import DataConfig
-from .datasets import DataError, build_dataset, teacher_view, train_dataset, val_dataset
+Exports load on first use: a DataConfig validates without importing torch."""
 
-__all__ = ["DataConfig", "DataError", "build_dataset", "teacher_view", "train_dataset", "val_dataset"]
+from ..lazy import lazy_exports
+
+_EXPORTS = {
+    "DataConfig": ".config",
+    "DataError": ".folder",
+    "build_dataset": ".datasets",
+    "teacher_view": ".datasets",
+    "train_dataset": ".datasets",
+    "val_dataset": ".datasets",
+}
+__all__ = list(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

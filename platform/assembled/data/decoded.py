@@ -30,9 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from .folder import DataError
+from .folder import IMG_EXTENSIONS, DataError
 from .in_memory import InMemoryImages
 
 CACHE_ENV = "ASSEMBLED_DATA_CACHE"

@@ -14,7 +14,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
-from torchvision.datasets.folder import IMG_EXTENSIONS
+
+# torchvision.datasets.folder.IMG_EXTENSIONS, spelled out (a test keeps them equal): importing
+# torchvision for a tuple put torch's start-up into every command that checks a data folder
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 
 class DataError(ValueError):

@@ -26,22 +26,11 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from torchvision.transforms import InterpolationMode
 
+from ..robustness_sets import NOISE_PERTURBATIONS, PERTURBATION_IMPLEMENTATION, PERTURBATIONS
 from .corruptions import ops
 
-PERTURBATIONS = (
-    "gaussian_noise",
-    "shot_noise",
-    "motion_blur",
-    "zoom_blur",
-    "snow",
-    "brightness",
-    "translate",
-    "rotate",
-    "tilt",
-    "scale",
-)
-NOISE = ("gaussian_noise", "shot_noise")
-IMPLEMENTATION = 3  # 3: the reference scripts' sequences (bump whenever the sequences change)
+NOISE = NOISE_PERTURBATIONS
+IMPLEMENTATION = PERTURBATION_IMPLEMENTATION  # its history: robustness_sets
 
 
 @dataclass(frozen=True)

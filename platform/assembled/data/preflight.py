@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .cifar import LAYOUTS, detect_layout
 from .config import DataConfig
-from .decoded import DecodedImages, find_source
 from .folder import DataError, ImageFolderDataset
 from .layouts import samples_for
 
@@ -19,6 +17,8 @@ def check_source(cfg: DataConfig, batch_size: int) -> int:
         return cfg.train_size
     root = Path(cfg.path or "")
     if cfg.kind == "cifar":
+        from .cifar import LAYOUTS, detect_layout  # torch behind them: only for this kind
+
         if not root.is_dir():
             raise DataError(f"CIFAR folder does not exist: {root}")
         files = LAYOUTS[detect_layout(root)][0]
@@ -28,6 +28,8 @@ def check_source(cfg: DataConfig, batch_size: int) -> int:
         return 50_000
     val_limit = cfg.val_limit_per_class or cfg.limit_per_class
     if cfg.kind == "folder" and cfg.split == "standard":
+        from .decoded import DecodedImages, find_source  # torch behind them: only for folders
+
         train_src, val_src = find_source(root, "train"), find_source(root, "val")
         # decoded here, once, before any trial starts
         if cfg.cache or cfg.pipeline == "device" or train_src.archive or val_src.archive:

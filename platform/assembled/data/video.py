@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where frames are converted: checking for the codec needs none
+    import torch
 
 
 def x264_options(noise: bool) -> dict[str, str]:
@@ -62,13 +65,14 @@ def available() -> bool:
     return "libx264" in av.codecs_available
 
 
-@torch.no_grad()
 def x264_roundtrip(seq: torch.Tensor, noise: bool, workers: int | None = None) -> torch.Tensor:
     """``seq``: frames x N x 3 x H x W in [0, 1] (8-bit levels) -> the same after the scripts'
     x264 encode and decode, one video per image."""
+    import torch
+
     if not available():
         raise RuntimeError("the x264 step needs PyAV with libx264: pip install av (or make install)")
-    u8 = (seq.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 0, 3, 4, 2).contiguous().cpu().numpy()
+    u8 = (seq.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 0, 3, 4, 2).contiguous().cpu().numpy()
     options = x264_options(noise)
     with ThreadPoolExecutor(max_workers=workers or max(1, torch.get_num_threads())) as pool:
         videos = list(pool.map(lambda v: _roundtrip_one(v, options), u8))

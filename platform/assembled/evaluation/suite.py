@@ -9,24 +9,20 @@ throughput, throughput_r50, throughput_ratio_r50, throughput_int8 (MobileNet), m
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
-from ..data import corruptions, perturbations, val_dataset
+from ..data import corruptions, val_dataset
 from ..data.corruptions.params import NATIVE, severity_set
 from ..data.datasets import val_context
 from ..data.loaders import eval_batches, loader_for
 from ..data.perturbations import PERTURBATIONS, param_set
 from ..training.config import TrainConfig
-from ..training.trainer import evaluate_top1
 from .complexity import count_macs, count_params
+from .config import EvalConfig
 from .reference import ALEXNET_CE, ALEXNET_CLEAN_ERROR, ALEXNET_FP
 from .robustness import (
     clean_tensor,
@@ -37,67 +33,7 @@ from .robustness import (
     relative_mce,
 )
 from .throughput import quantized_cpu_throughput, reference_model, throughput_with_ratio
-
-# what else the numbers depend on; a change re-evaluates every stored row (tag eval_hash)
-PROTOCOL = {
-    "throughput": "timed alone on a node, once per inference network (DropBlock off), min/median/max, "
-    "ratio to a ResNet-50 of the row's scale",
-    "eval_resize": "int(size / 0.875), as the official code",
-}
-
-
-class EvalConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    robustness: Literal["none", "quick", "full"] = "quick"
-    extra_corruptions: bool = Field(
-        False, description="mCE over the official code's 19 corruptions (the paper's Table 7), not the standard 15"
-    )
-    scale_corruptions: bool = Field(
-        True,
-        description="scale the 224-px set's spatial constants to the evaluation size (off: kept as published, as the "
-        "official Assemble generator did at 256 px)",
-    )
-    mce_images: int | None = Field(None, ge=1, description="subset for mCE (default: quick 500, full all)")
-    mfr_images: int | None = Field(None, ge=1, description="subset for mFR (default: quick 100, full 1000)")
-    reference: Literal["auto", "alexnet", "none"] = "auto"
-    imagenet_c: str | None = Field(None, description="pre-generated ImageNet-C folder to read instead")
-    released_jpeg: bool = Field(
-        True, description="save 224/64-px corrupted sets as JPEG q85 like the released ImageNet-C files"
-    )
-    perturbation_x264: bool = Field(
-        False,
-        description="x264-encode the 224/64-px perturbation sequences as the ImageNet-P videos were (needs PyAV; "
-        "~1 s per sequence at 224 px on a CPU core)",
-    )
-    throughput: bool = True
-    throughput_batch: int = Field(64, ge=1)
-    throughput_repeats: int = Field(5, ge=1)
-    seed: int = 0
-
-    @field_validator("perturbation_x264")
-    @classmethod
-    def _codec_installed(cls, on: bool) -> bool:
-        # checked where the config is read, not after a trial has trained for hours
-        from ..data.video import available
-
-        if on and not available():
-            raise ValueError("needs PyAV with libx264: `make install` (or pip install 'assembled[video]')")
-        return on
-
-    def mce_mean(self) -> str:
-        """Which mean ``mce`` is, for tags, manifests and reports."""
-        if self.extra_corruptions:
-            return "19 corruptions (the 15 standard + the official code's 4 extras, as the paper)"
-        return "15 standard corruptions (Hendrycks)"
-
-    def identity(self) -> str:
-        """What the numbers depend on: these settings, the generation of corrupted and
-        perturbed images, and the throughput protocol. Equal identities give comparable numbers."""
-        d = self.model_dump(mode="json")
-        d["implementation"] = [corruptions.IMPLEMENTATION, perturbations.IMPLEMENTATION]
-        d["protocol"] = PROTOCOL
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+from .top1 import evaluate_top1
 
 
 @dataclass
@@ -131,51 +67,82 @@ def evaluate_model(
     evaluation is otherwise silent)."""
     model.eval()
     size = train_cfg.data.eval_crop
-    metrics: dict[str, float] = {}
-    tags: dict[str, str] = {"eval_hash": cfg.identity()}
     if clean is None:
         clean = evaluate_top1(model, eval_batches(train_cfg.data, device), device)
-    metrics |= {k: clean[k] for k in ("top1", "top5")}
+    metrics = {k: clean[k] for k in ("top1", "top5")}
     metrics["params"] = float(count_params(model))
     metrics["macs"] = float(count_macs(model, size))
-    result = EvalResult(metrics, tags)
+    result = EvalResult(metrics, {"eval_hash": cfg.identity()})
     if cfg.robustness != "none":
-        full = cfg.robustness == "full"
-        cache: list = []
+        step = _Robustness(model, train_cfg, cfg, device, num_classes, progress, on_progress)
+        step.corruptions(result, clean)
+        step.perturbations(result)
+    if cfg.throughput and throughput:
+        _throughput(model, train_cfg, cfg, device, num_classes, result)
+    return result
 
-        def clean_ds():
-            # uint8 evaluation crops, built once for mCE and mFR (synthetic data renders on build)
-            if not cache:
-                cache.append(val_dataset(train_cfg.data, normalised=False))
-            return cache[0]
 
+class _Robustness:
+    """The mCE and mFR passes of one evaluation, over one set of uint8 evaluation crops (built
+    once, on first use: synthetic data renders on build)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train_cfg: TrainConfig,
+        cfg: EvalConfig,
+        device: torch.device,
+        num_classes: int,
+        progress: bool,
+        on_progress: Callable[[str, float], None] | None,
+    ) -> None:
+        self.model, self.train_cfg, self.cfg, self.device = model, train_cfg, cfg, device
+        self.size = train_cfg.data.eval_crop
+        self.full = cfg.robustness == "full"
+        self.alexnet = _use_alexnet(cfg, self.size, num_classes)
+        self.progress, self.on_progress = progress, on_progress
+        self._clean_ds = None
+
+    def clean_ds(self):
+        if self._clean_ds is None:
+            self._clean_ds = val_dataset(self.train_cfg.data, normalised=False)
+        return self._clean_ds
+
+    def _hear(self, phase: str) -> Callable[[float], None] | None:
+        on = self.on_progress
+        return on and (lambda f: on(phase, f))
+
+    def corruptions(self, result: EvalResult, clean: dict[str, float]) -> None:
+        """Errors per corruption and severity, CE (AlexNet-normalised on ImageNet), mCE."""
+        cfg, tags, metrics = self.cfg, result.tags, result.metrics
         names = corruptions.names(cfg.extra_corruptions)
-        family = severity_set(size)
-        tags["corruption_params"] = _corruption_params(cfg, family, size)
+        family = severity_set(self.size)
+        tags["corruption_params"] = _corruption_params(cfg, family, self.size)
         tags["mce_mean"] = cfg.mce_mean()
-        alexnet = _use_alexnet(cfg, size, num_classes)
-        tags["mce_reference"] = "alexnet" if alexnet else "none (unnormalised; tables normalise by their baseline row)"
+        tags["mce_reference"] = (
+            "alexnet" if self.alexnet else "none (unnormalised; tables normalise by their baseline row)"
+        )
         if cfg.imagenet_c:
-            errors = folder_corruption_errors(model, cfg.imagenet_c, names, device, size)
+            errors = folder_corruption_errors(self.model, cfg.imagenet_c, names, self.device, self.size)
             tags["corruption_source"] = f"folder {cfg.imagenet_c}"
         else:
-            images, labels = clean_tensor(clean_ds(), cfg.mce_images or (None if full else 500))
+            images, labels = clean_tensor(self.clean_ds(), cfg.mce_images or (None if self.full else 500))
             errors = corruption_errors(
-                model,
+                self.model,
                 images,
                 labels,
                 names,
-                device,
+                self.device,
                 cfg.seed,
                 family,
-                progress,
+                self.progress,
                 cfg.released_jpeg,
-                on_progress=on_progress and (lambda f: on_progress("mCE", f)),
+                on_progress=self._hear("mCE"),
                 scaled=cfg.scale_corruptions,
             )
             tags["corruption_source"] = f"generated on the fly from {images.shape[0]} evaluation images"
         result.errors = errors
-        ce = normalised_ce(errors, ALEXNET_CE if alexnet else None)
+        ce = normalised_ce(errors, ALEXNET_CE if self.alexnet else None)
         raw = normalised_ce(errors, None)
         for name in names:
             metrics[f"ce_{name}"] = ce[name]
@@ -186,43 +153,57 @@ def evaluate_model(
         if cfg.extra_corruptions:  # the standard mean too, for comparisons with Hendrycks' tables
             metrics["mce_15"] = sum(ce[n] for n in corruptions.STANDARD) / len(corruptions.STANDARD)
         metrics["mce_unnormalized"] = sum(raw.values()) / len(raw)
-        if alexnet:
+        if self.alexnet:
             metrics["relative_mce"] = relative_mce(errors, 1 - clean["top1"] / 100, ALEXNET_CE, ALEXNET_CLEAN_ERROR)
-        # mFR on a subset of the evaluation images (ImageNet-P uses 10,000 of 50,000)
-        n_p = cfg.mfr_images or (1000 if full else 100)
-        p_images, _ = clean_tensor(clean_ds(), n_p)
-        p_context, _ = clean_tensor(val_context(train_cfg.data), n_p)
+
+    def perturbations(self, result: EvalResult) -> None:
+        """Flip rates and top-5 distances per perturbation (ImageNet-P uses 10,000 of 50,000
+        images; here a subset of the evaluation images), FR and mFR."""
+        cfg, metrics = self.cfg, result.metrics
+        n_p = cfg.mfr_images or (1000 if self.full else 100)
+        p_images, _ = clean_tensor(self.clean_ds(), n_p)
+        p_context, _ = clean_tensor(val_context(self.train_cfg.data), n_p)
         fps, t5ds = flip_rates(
-            model,
+            self.model,
             p_images,
-            device,
+            self.device,
             cfg.seed,
-            progress,
+            self.progress,
             contexts=p_context,
-            on_progress=on_progress and (lambda f: on_progress("mFR", f)),
+            on_progress=self._hear("mFR"),
             x264=cfg.perturbation_x264,
         )
-        p_set = param_set(size)
+        p_set = param_set(self.size)
         x264 = cfg.perturbation_x264 and p_set.video
-        tags["perturbation_params"] = f"{p_set.name} (reference scripts, difficulty 1{', x264' if x264 else ''})"
+        result.tags["perturbation_params"] = f"{p_set.name} (reference scripts, difficulty 1{', x264' if x264 else ''})"
         for name in PERTURBATIONS:
             metrics[f"fp_{name}"] = 100 * fps[name]
-            metrics[f"fr_{name}"] = 100 * fps[name] / ALEXNET_FP[name] if alexnet else 100 * fps[name]
+            metrics[f"fr_{name}"] = 100 * fps[name] / ALEXNET_FP[name] if self.alexnet else 100 * fps[name]
             metrics[f"t5d_{name}"] = t5ds[name]
         metrics["mfr"] = sum(metrics[f"fr_{p}"] for p in PERTURBATIONS) / len(PERTURBATIONS)
         metrics["mt5d"] = sum(t5ds.values()) / len(t5ds)
-        tags["mfr_images"] = str(p_images.shape[0])
-    if cfg.throughput and throughput:
-        ref = reference_model(train_cfg.model_config_resolved())
-        metrics |= throughput_with_ratio(
-            model, size, num_classes, cfg.throughput_batch, device, cfg.throughput_repeats, reference=ref
-        )
-        if train_cfg.model_config_resolved().arch == "mobilenet_v1":
-            try:
-                metrics["throughput_int8"] = quantized_cpu_throughput(model, size)
-            except Exception as e:  # quantisation support varies by build; say why and go on
-                tags["throughput_int8_error"] = f"{type(e).__name__}: {e}"[:500]
-    return result
+        result.tags["mfr_images"] = str(p_images.shape[0])
+
+
+def _throughput(
+    model: nn.Module,
+    train_cfg: TrainConfig,
+    cfg: EvalConfig,
+    device: torch.device,
+    num_classes: int,
+    result: EvalResult,
+) -> None:
+    """Images/s and the ratio to a ResNet-50 of the row's scale; int8 for MobileNet-V1."""
+    size = train_cfg.data.eval_crop
+    ref = reference_model(train_cfg.model_config_resolved())
+    result.metrics |= throughput_with_ratio(
+        model, size, num_classes, cfg.throughput_batch, device, cfg.throughput_repeats, reference=ref
+    )
+    if train_cfg.model_config_resolved().arch == "mobilenet_v1":
+        try:
+            result.metrics["throughput_int8"] = quantized_cpu_throughput(model, size)
+        except Exception as e:  # quantisation support varies by build; say why and go on
+            result.tags["throughput_int8_error"] = f"{type(e).__name__}: {e}"[:500]
 
 
 def _corruption_params(cfg: EvalConfig, family: str, size: int) -> str:

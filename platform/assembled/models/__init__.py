@@ -1,15 +1,17 @@
-"""The assembled model zoo: one configurable ResNet, MobileNet-V1 and EfficientNet references."""
+"""The assembled model zoo: one configurable ResNet, MobileNet-V1 and EfficientNet references.
 
-from .config import ModelConfig
-from .drop_block import DropBlock2d, set_keep_prob
-from .registry import build_model, default_input_size, list_models, resolve_config
+Exports load on first use: configs and names validate without importing torch."""
 
-__all__ = [
-    "DropBlock2d",
-    "ModelConfig",
-    "build_model",
-    "default_input_size",
-    "list_models",
-    "resolve_config",
-    "set_keep_prob",
-]
+from ..lazy import lazy_exports
+
+_EXPORTS = {
+    "ModelConfig": ".config",
+    "DropBlock2d": ".drop_block",
+    "set_keep_prob": ".drop_block",
+    "build_model": ".registry",
+    "default_input_size": ".names",
+    "list_models": ".names",
+    "resolve_config": ".names",
+}
+__all__ = list(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -15,8 +15,9 @@ from torch import nn
 from torchvision.models.efficientnet import EfficientNet, MBConvConfig
 
 from .config import ModelConfig
+from .names import EFFICIENTNET_INPUT
 
-INPUT_SIZE = {"b0": 224, "b1": 240, "b2": 260, "b3": 300, "b4": 380, "b5": 456, "b6": 528, "b7": 600}
+INPUT_SIZE = EFFICIENTNET_INPUT
 # (width, depth, dropout) of each variant, as in the EfficientNet paper and torchvision
 COMPOUND = {
     "b0": (1.0, 1.0, 0.2),

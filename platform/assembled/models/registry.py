@@ -1,6 +1,5 @@
-"""Names -> configurations. A name is shorthand for a dict of switches; both build through
-:func:`build_model`, so a YAML row can say ``resnet50d`` or spell the switches out, or both
-(a name with overrides)."""
+"""``build_model``: a name, a dict of switches or a config -> an untrained network (the
+names themselves live in ``names``, torch-free)."""
 
 from __future__ import annotations
 
@@ -10,62 +9,12 @@ from torch import nn
 
 from .big_little import BigLittleResNet
 from .config import ModelConfig
-from .efficientnet import INPUT_SIZE as EFFICIENTNET_INPUT
 from .efficientnet import build_efficientnet
 from .mobilenet import MobileNetV1
+from .names import REGISTRY, default_input_size, list_models, resolve_config
 from .resnet import ResNet
 
-_D = {"deep_stem": True, "avg_down": True}
-_SK = {"sk": "doubled_3x3"}
-_BL = {"big_little": True}
-_AA = {"aa_filter": 3, "aa_sconv": True}
-
-# name -> (switches, native input size used by the paper's tables)
-REGISTRY: dict[str, tuple[dict[str, Any], int]] = {
-    "resnet50": ({"depth": 50}, 224),
-    "resnet101": ({"depth": 101}, 224),
-    "resnet152": ({"depth": 152}, 224),
-    "resnet50d": ({"depth": 50, **_D}, 224),
-    "se_resnet50d": ({"depth": 50, **_D, "se": True}, 224),
-    "resnet50d_sk": ({"depth": 50, **_D, **_SK}, 224),
-    "resnet50d_sk_bl": ({"depth": 50, **_SK, **_BL}, 256),
-    "assemble_resnet50": ({"depth": 50, **_SK, **_BL, **_AA, "dropblock": True}, 256),
-    "assemble_resnet152": (
-        {"depth": 152, **_SK, **_BL, **_AA, "dropblock": True, "bl_alpha": 1, "bl_beta": 2},
-        256,
-    ),
-    "mobilenet_v1": ({"arch": "mobilenet_v1"}, 224),
-    "se_mobilenet_v1": ({"arch": "mobilenet_v1", "se": True}, 224),
-    **{f"efficientnet_{v}": ({"arch": "efficientnet", "variant": v}, size) for v, size in EFFICIENTNET_INPUT.items()},
-}
-
-
-def list_models() -> list[str]:
-    return list(REGISTRY)
-
-
-def resolve_config(spec: str | dict[str, Any] | ModelConfig) -> ModelConfig:
-    """Turn a name, a dict (optionally with ``name`` plus overrides) or a config into a config."""
-    if isinstance(spec, ModelConfig):
-        return spec
-    if isinstance(spec, str):
-        spec = {"name": spec}
-    spec = dict(spec)
-    name = spec.pop("name", None)
-    base: dict[str, Any] = {}
-    if name is not None:
-        if name not in REGISTRY:
-            raise ValueError(f"unknown model {name!r}; registered: {', '.join(REGISTRY)}")
-        base = dict(REGISTRY[name][0])
-    return ModelConfig.model_validate({**base, **spec})
-
-
-def default_input_size(spec: str | dict[str, Any] | ModelConfig) -> int:
-    """The paper's evaluation size for a registered name (224 when unknown)."""
-    cfg = resolve_config(spec)
-    if cfg.arch == "efficientnet":
-        return EFFICIENTNET_INPUT[cfg.variant]
-    return 256 if cfg.big_little else 224
+__all__ = ["REGISTRY", "build_model", "default_input_size", "list_models", "resolve_config"]
 
 
 def build_model(spec: str | dict[str, Any] | ModelConfig, num_classes: int = 1000) -> nn.Module:

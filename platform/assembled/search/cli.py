@@ -8,7 +8,7 @@ from .study import PRUNERS, SAMPLERS
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from .runner import SearchOptions, run_search
+    from .options import SearchOptions, search_plan
 
     opts = SearchOptions(
         table=args.table,
@@ -25,8 +25,12 @@ def cmd_search(args: argparse.Namespace) -> int:
         seed=args.seed,
         concurrency=args.concurrency,
         address=args.address,
+        executor=args.executor,
     )
-    result = run_search(opts)
+    plan = search_plan(opts)  # bad input answers here, before torch, Ray and Optuna load
+    from .runner import run_search
+
+    result = run_search(opts, plan)
     print_result(result)
     return 0
 
@@ -76,4 +80,10 @@ def register(sub) -> None:
     s.add_argument("--seed", type=int, help="sampler seed (reproducible suggestions)")
     s.add_argument("--concurrency", type=int, help="at most this many trials at once (default: what the cluster fits)")
     s.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
+    s.add_argument(
+        "--executor",
+        choices=["ray", "local"],
+        default="ray",
+        help="ray (default): trials on Ray, in parallel; local: one after another in this process (no Ray needed)",
+    )
     s.set_defaults(fn=cmd_search)

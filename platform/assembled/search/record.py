@@ -11,6 +11,7 @@ from mlflow.entities import Param
 
 from ..ablation.record import driver_tags, reap_orphans
 from ..tracking import TrackedRun, finish_run, open_run
+from ..tracking.headline import add_metrics
 from ..tracking.store import client as make_client
 from ..tracking.store import ensure_experiment, retry_locked
 from ..training import TrainConfig
@@ -71,6 +72,9 @@ class SearchRecorder:
         retry_locked(lambda: self.client.update_run(run.run_id, status="SCHEDULED"))
         self.children[number] = run.run_id
         return run.run_id
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], tags: dict[str, str]) -> None:
+        add_metrics(self.client, run_id, metrics, tags)
 
     def end(self, run_id: str, status: str, reason: str) -> None:
         finish_run(TrackedRun(run_id, self.experiment_id, self.uri), status, reason)

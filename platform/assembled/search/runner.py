@@ -16,39 +16,18 @@ from typing import Any
 
 import yaml
 
-from ..ablation.executor import RayExecutor, join_uri
-from ..ablation.interrupts import interruptible, run_recorded
-from ..ablation.plan import Plan, build_plan, fit_resources, trial_threads
-from ..ablation.profiles import scaled_size
-from ..ablation.progress import Tally
-from ..ablation.runner import DRIVER_ONLY
+from ..ablation.plan import Plan
+from ..ablation.search_space import SearchSpace, apply, default_space, parse_space
 from ..ablation.summary import table_runs
-from ..ablation.trial import PruneLink, TrialSpec
 from ..config_io import ConfigError, read_yaml
+from ..runner.driver import Driver, make_executor
+from ..runner.interrupts import interruptible, run_recorded
+from ..runner.progress import Tally
+from ..runner.trial import TrialSpec
 from ..tracking.store import tracking_uri
+from .options import SearchOptions, search_plan
 from .record import SearchRecorder
-from .space import SearchSpace, apply, default_space, parse_space
-from .study import Objective, claim, counted, default_storage, make_pruner, make_sampler, open_study, repair
-
-
-@dataclass
-class SearchOptions:
-    table: str
-    row: str
-    trials: int
-    profile: str = "cpu"
-    data: str | None = None
-    objective: str = "top1"
-    study: str | None = None
-    storage: str | None = None
-    space: str | None = None
-    sampler: str = "tpe"
-    pruner: str = "median"
-    seed: int | None = None
-    concurrency: int | None = None
-    address: str | None = None
-    ablations_dir: Path | None = None
-    workdir: Path | None = None
+from .study import Objective, PruneLink, claim, counted, default_storage, make_pruner, make_sampler, open_study, repair
 
 
 @dataclass
@@ -82,7 +61,7 @@ def choose_space(opts: SearchOptions, plan: Plan) -> SearchSpace:
 
 def finished_runs(plan: Plan, uri: str) -> dict:
     """The table's FINISHED unit runs in the store, read-only (no store yet: none)."""
-    from ..ablation.preview import read_only_client
+    from ..tracking.store import read_only_client
 
     client = read_only_client(uri)
     if client is None:
@@ -109,12 +88,8 @@ def dependency_run(plan: Plan, opts: SearchOptions, uri: str, role: str) -> str 
     return run.info.run_id
 
 
-def run_search(opts: SearchOptions) -> SearchResult:
-    from ..ablation.plan import ROOT
-
-    if opts.trials < 1:
-        raise ConfigError(f"--trials {opts.trials}: ask for at least one trial")
-    plan = build_plan(opts.table, opts.profile, opts.data, [opts.row], opts.ablations_dir or ROOT / "ablations")
+def run_search(opts: SearchOptions, plan: Plan | None = None) -> SearchResult:
+    plan = plan or search_plan(opts)
     objective = Objective.parse(opts.objective)
     space = choose_space(opts, plan)
     uri = tracking_uri()
@@ -149,19 +124,21 @@ def run_search(opts: SearchOptions) -> SearchResult:
         "optuna.storage": url,
         "space": space.origin,
     }
+    executor = make_executor(opts.executor, opts.address, workdir, f"search-{plan.experiment}")
     with interruptible():
         recorder = SearchRecorder(f"search-{plan.experiment}", name, uri, tags)
         recorder.open()
-        search = _Search(opts, plan, objective, space, study, url, pruner, recorder, workdir)
+        driver = Driver(executor, plan.trial_settings(), recorder.uri, recorder.experiment_id)
+        search = _Search(opts, plan, objective, space, study, url, pruner, recorder, workdir, driver)
         search.teacher_run, search.backbone_run = teacher, backbone
         return search.execute()
 
 
 class _Search:
-    def __init__(self, opts, plan, objective, space, study, url, pruner, recorder, workdir) -> None:
+    def __init__(self, opts, plan, objective, space, study, url, pruner, recorder, workdir, driver: Driver) -> None:
         self.opts, self.plan, self.objective, self.space = opts, plan, objective, space
         self.study, self.url, self.pruner, self.recorder, self.workdir = study, url, pruner, recorder, workdir
-        self.executor = RayExecutor(opts.address, workdir / "ray", f"search-{plan.experiment}")
+        self.driver = driver
         self.result = SearchResult(study.study_name, url, recorder.experiment, recorder.parent_id, 0)
         self.teacher_run: str | None = None
         self.backbone_run: str | None = None
@@ -181,7 +158,7 @@ class _Search:
         return self.result
 
     def _end(self, status: str, reason: str) -> None:
-        self.executor.stop()
+        self.driver.stop()
         self.result.counted = counted(self.study)
         if status == "FINISHED":
             self._best()
@@ -195,7 +172,7 @@ class _Search:
             return
         self._start()
         cpu = max(self.plan.profile.resources.cpu, 1)
-        fits = sum(int(n.get("CPU", 0) // cpu) or 0 for n in self.executor.nodes()) or 1
+        fits = sum(int(n.get("CPU", 0) // cpu) or 0 for n in self.driver.executor.nodes()) or 1
         at_once = max(1, min(self.opts.concurrency or fits, fits if self.opts.concurrency is None else 10**6))
         tally = Tally(target - counted(self.study))
         stage = 0
@@ -217,10 +194,7 @@ class _Search:
             if not specs:
                 continue
             name = f"search-{self.plan.experiment}-{self.recorder.parent_id[:8]}-{stage}"
-            trial_res = DRIVER_ONLY if self.plan.profile.resources.workers > 1 else self.resources
-            outcomes = self.executor.run_stage(
-                [s for _, s in specs.values()], trial_res, self.plan.profile.max_failures, name, tally
-            )
+            outcomes = self.driver.run_stage([s for _, s in specs.values()], name, tally)
             if "throughput" in self.objective.metrics:
                 self._throughput({k: specs[k] for k, o in outcomes.items() if o.status == "finished"})
             for key, out in outcomes.items():
@@ -231,14 +205,9 @@ class _Search:
             stage += 1
 
     def _start(self) -> None:
-        self.executor.start()
+        self.driver.start()
         if self.teacher_run:  # its logits stored with its run once (a Ray task); each trial fetches them
-            self.executor.teacher_logits(self.recorder.uri, self.teacher_run, self.plan.rows[self.opts.row].cfg)
-        self.resources, note = fit_resources(
-            self.plan.profile_name, self.plan.profile.resources, self.executor.nodes(), self.executor.local
-        )
-        if note:
-            print(note)
+            self.driver.teacher_logits(self.teacher_run, self.plan.rows[self.opts.row].cfg)
 
     def _spec(self, trial) -> TrialSpec | None:
         """The trial's config, run and Ray trial; None (trial FAIL) when its parameters make an
@@ -261,40 +230,29 @@ class _Search:
         link = (
             PruneLink(self.url, self.study.study_name, trial._trial_id, self.pruner) if self.pruner != "none" else None
         )
-        return TrialSpec(
-            row=f"trial{trial.number}",
-            run_id=run_id,
-            experiment_id=self.recorder.experiment_id,
-            uri=self.recorder.uri,
-            cfg=cfg,
-            eval_cfg=self.plan.eval_cfg,
-            workdir=str((self.workdir / f"trial{trial.number}" / run_id).resolve()),
-            gpu="GPU" in self.resources,
-            threads=trial_threads(self.plan.profile.resources, self.resources),
+        return self.driver.spec(
+            f"trial{trial.number}",
+            run_id,
+            cfg,
+            self.workdir / f"trial{trial.number}" / run_id,
             prune=link,
             teacher_run=self.teacher_run,
             backbone_run=self.backbone_run,
-            workers=self.plan.profile.resources.workers,
-            worker_resources=self.resources,
-            storage=join_uri(self.executor.storage, "train"),
         )
 
     def _finished_runs(self) -> dict:
         return finished_runs(self.plan, self.recorder.uri)
 
     def _throughput(self, done: dict) -> None:
-        prof, ev = self.plan.profile, self.plan.eval_cfg
-        jobs = {k: (s.cfg.model, s.cfg.data.eval_crop, s.cfg.data.num_classes) for k, (_, s) in done.items()}
+        """Time the stage's finished trials (throughput is an objective), by the same protocol
+        and with the same tag and headline as an ablation's rows."""
+        specs = {s.run_id: s for _, s in done.values()}
+        jobs = {k: (s.cfg.model, s.cfg.data.eval_crop, s.cfg.data.num_classes) for k, s in specs.items()}
         if not jobs:
             return
-        reference, ref_size = {"name": "resnet50", **prof.resnet}, scaled_size(224, prof)
-        figures = self.executor.measure_throughput(
-            jobs, reference, ref_size, ev.throughput_batch, ev.throughput_repeats, "GPU" in self.resources
-        )
-        for key, metrics in figures.items():
-            from ..tracking.callback import MlflowCallback
-
-            MlflowCallback(self.recorder.client, done[key][1].run_id).log_metrics(metrics, 0)
+        figures = self.driver.time(jobs, {k: s.row for k, s in specs.items()})
+        for run_id, metrics in figures.items():
+            self.recorder.log_metrics(run_id, metrics, {"throughput_protocol": self.driver.protocol})
 
     def _tell(self, trial, out) -> int:
         """Tell Optuna what became of a trial; 1 when it failed."""

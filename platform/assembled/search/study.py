@@ -21,8 +21,6 @@ from ..config_io import ConfigError
 if TYPE_CHECKING:
     import optuna
 
-    from ..ablation.trial import PruneLink
-
 DIRECTIONS = {"top1": "maximize", "mce": "minimize", "mfr": "minimize", "throughput": "maximize"}
 SAMPLERS = ("tpe", "random", "nsga2", "cmaes")
 PRUNERS = ("median", "halving", "none")
@@ -166,9 +164,19 @@ def counted(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
 
-def open_trial(link: PruneLink):
-    """The worker's handle on a running trial: report() and should_prune() on the shared storage."""
-    import optuna
+@dataclass(frozen=True)
+class PruneLink:
+    """Where a searched trial reports its per-epoch validation top-1 and asks whether to stop
+    (the runner's ``Pruning``): pickled into the trial's spec, opened in its worker."""
 
-    study = optuna.load_study(study_name=link.study, storage=storage(link.storage), pruner=make_pruner(link.pruner))
-    return optuna.trial.Trial(study, link.trial_id)
+    storage: str
+    study: str
+    trial_id: int
+    pruner: str
+
+    def open(self) -> optuna.trial.Trial:
+        """The worker's handle on the running trial: report() and should_prune() on the shared storage."""
+        import optuna
+
+        study = optuna.load_study(study_name=self.study, storage=storage(self.storage), pruner=make_pruner(self.pruner))
+        return optuna.trial.Trial(study, self.trial_id)

@@ -4,7 +4,7 @@ Exports load on first use (PEP 562): ``assembled --help`` builds every parser wi
 importing MLflow or torch.
 """
 
-from importlib import import_module
+from ..lazy import lazy_exports
 
 _EXPORTS = {
     "client": ".store",
@@ -18,9 +18,4 @@ _EXPORTS = {
     "evaluate_tracked": ".tracked_run",
 }
 __all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

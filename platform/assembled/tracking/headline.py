@@ -21,3 +21,16 @@ def headline(metrics: dict[str, float]) -> str:
     if metrics.get("params") is not None:
         parts.append(f"{metrics['params'] / 1e6:.3g}M params")
     return " · ".join(parts)
+
+
+def add_metrics(client, run_id: str, metrics: dict[str, float], tags: dict[str, str]) -> None:
+    """Metrics measured after a run ended (its inference timing), with the tags that say how,
+    and the headline rewritten to include them; every write retried while SQLite is locked."""
+    from .callback import MlflowCallback
+    from .store import retry_locked
+
+    MlflowCallback(client, run_id).log_metrics(metrics, 0)
+    for k, v in tags.items():
+        retry_locked(lambda k=k, v=v: client.set_tag(run_id, k, v))
+    now = retry_locked(lambda: client.get_run(run_id)).data.metrics
+    retry_locked(lambda: client.set_tag(run_id, DESCRIPTION_TAG, headline(now)))

@@ -16,10 +16,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import mlflow
-from mlflow.tracking import MlflowClient
+if TYPE_CHECKING:  # imported where a client is made: finding the store (or its absence) needs no MLflow
+    from mlflow.tracking import MlflowClient
 
 T = TypeVar("T")
 
@@ -67,6 +67,8 @@ KIND_TAG, CLASSIC_ML = "mlflow.experimentKind", "custom_model_development"
 def client(uri: str | None = None) -> MlflowClient:
     """A client; its first use of a SQLite store in this process (which may create the schema)
     happens under :func:`schema_lock`."""
+    from mlflow.tracking import MlflowClient
+
     uri = uri or tracking_uri()
     if not uri.startswith("sqlite:///") or uri in _schema_ready:
         return MlflowClient(tracking_uri=uri)
@@ -77,8 +79,26 @@ def client(uri: str | None = None) -> MlflowClient:
     return c
 
 
+def store_missing(uri: str) -> bool:
+    """A SQLite store whose file does not exist yet (a reader must not create it)."""
+    return uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists()
+
+
+def read_only_client(uri: str | None = None) -> MlflowClient | None:
+    """A client of the project's store, or None when there is none yet: reading commands (plan,
+    report, dashboard) never create a store."""
+    uri = uri or tracking_uri()
+    if store_missing(uri):
+        return None
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
 def ensure_experiment(name: str, uri: str | None = None) -> str:
     """Experiment id for ``name``, created (with the store's schema) when absent."""
+    import mlflow
+
     uri = uri or tracking_uri()
     mlflow.set_tracking_uri(uri)
     c = client(uri)

@@ -85,7 +85,8 @@ def evaluate_tracked(
     (``TrainConfig.training_hash``: only the evaluation crop differs), with that training's
     final training metrics; the run says whose weights they are (tag ``trained_by_run``)."""
     from ..data.loaders import eval_batches
-    from ..training.trainer import evaluate_top1, resolve_device
+    from ..evaluation.top1 import evaluate_top1
+    from ..training.trainer import resolve_device
     from ..training.transfer import build_network
 
     c = make_client(run.uri)

@@ -1,8 +1,8 @@
 """``assembled ui``: the MLflow web UI over the project's store, bound to 127.0.0.1.
 
 One uvicorn worker: each worker imports all of MLflow (about 5 s and 300 MB apiece), and
-a single user does not need four. Artifacts are served by the server (``--serve-artifacts``),
-so pages logged as artifacts (dashboards) open from the UI.
+a single user does not need four; no job runner unless ``--jobs``. Artifacts are served by
+the server (``--serve-artifacts``), so pages logged as artifacts (dashboards) open from the UI.
 """
 
 from __future__ import annotations
@@ -51,8 +51,13 @@ def cmd_ui(args: argparse.Namespace) -> int:
     cmd = server_command(uri, args.host, args.port, Path(args.artifacts).resolve())
     url = experiment_url(f"http://{args.host}:{args.port}")
     print(f"MLflow UI for {uri}\n  -> {url}  (Ctrl-C stops it)", flush=True)
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    if not args.jobs:
+        # MLflow 3's job execution (GenAI jobs: a job runner and one huey consumer per job type, 7
+        # processes here) does nothing for these runs and is heavy on a 2-core laptop
+        env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     try:
-        return subprocess.call(cmd, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        return subprocess.call(cmd, env=env)
     except KeyboardInterrupt:
         return 0
 
@@ -62,4 +67,5 @@ def register(sub) -> None:
     s.add_argument("--port", type=int, default=int(os.environ.get("MLFLOW_PORT", 5000)))
     s.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 exposes it: see README)")
     s.add_argument("--artifacts", default="mlruns", help="where runs created through the server keep artifacts")
+    s.add_argument("--jobs", action="store_true", help="also start MLflow's job runner (GenAI jobs; off: lighter)")
     s.set_defaults(fn=cmd_ui)

@@ -1,17 +1,20 @@
-"""The shared trainer: loop, losses, optimiser, schedules, checkpoints, teacher logits."""
+"""The shared trainer: loop, losses, optimiser, schedules, checkpoints, teacher logits.
 
-from .config import DataConfig, OptimConfig, RegConfig, TrainConfig, flatten
-from .trainer import Trainer, TrainingDiverged, TrainResult, evaluate_top1, resolve_device
+Exports load on first use: a TrainConfig validates without importing torch."""
 
-__all__ = [
-    "DataConfig",
-    "OptimConfig",
-    "RegConfig",
-    "TrainConfig",
-    "TrainResult",
-    "Trainer",
-    "TrainingDiverged",
-    "evaluate_top1",
-    "flatten",
-    "resolve_device",
-]
+from ..lazy import lazy_exports
+
+_EXPORTS = {
+    "DataConfig": ".config",
+    "OptimConfig": ".config",
+    "RegConfig": ".config",
+    "TrainConfig": ".config",
+    "flatten": ".config",
+    "Trainer": ".trainer",
+    "TrainingDiverged": ".trainer",
+    "TrainResult": ".trainer",
+    "evaluate_top1": "..evaluation.top1",
+    "resolve_device": ".trainer",
+}
+__all__ = list(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..data.config import DataConfig
 from ..models.config import ModelConfig
-from ..models.registry import resolve_config
+from ..models.names import resolve_config
 
 
 class OptimConfig(BaseModel):

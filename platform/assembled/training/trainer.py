@@ -14,7 +14,6 @@ import logging
 import math
 import random
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from ..data.loaders import loader_for
 from ..data.mixup import mixup_pairs, sample_lambda
 from ..data.transforms import to_model_input
 from ..evaluation.retrieval import evaluate_recall
+from ..evaluation.top1 import evaluate_top1
 from ..models import set_keep_prob
 from . import checkpoint as ckpt
 from . import rng
@@ -70,44 +70,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-@torch.no_grad()
-def evaluate_top1(
-    model: torch.nn.Module,
-    loader: Iterable,
-    device: torch.device,
-    amp: bool = False,
-    channels_last: bool = False,
-    amp_dtype: torch.dtype = torch.bfloat16,
-) -> dict[str, float]:
-    """Top-1 / top-5 accuracy (%), mean CE loss, and how many classes the model predicts at all
-    (1 = constant predictions: such a model also "never flips", so its mFR of 0 is no virtue)."""
-    model.eval()
-    predicted: torch.Tensor | None = None
-    correct1 = torch.zeros((), device=device)
-    correct5 = torch.zeros((), device=device)
-    loss = torch.zeros((), device=device)
-    n = 0
-    for x, y, _ in loader:
-        x, y = to_model_input(x, device), y.to(device, non_blocking=True)  # uint8 batches normalised here
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
-            logits = model(x).float()
-        loss += F.cross_entropy(logits, y, reduction="sum")
-        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
-        correct1 += (top[:, 0] == y).sum()
-        correct5 += (top == y[:, None]).any(1).sum()
-        counts = torch.bincount(top[:, 0], minlength=logits.shape[1])
-        predicted = counts if predicted is None else predicted + counts
-        n += y.numel()
-    return {
-        "top1": 100.0 * correct1.item() / max(n, 1),
-        "top5": 100.0 * correct5.item() / max(n, 1),
-        "val_loss": loss.item() / max(n, 1),
-        "val_pred_classes": float((predicted > 0).sum().item()) if predicted is not None else 0.0,
-    }
 
 
 class Trainer:
@@ -193,18 +155,38 @@ class Trainer:
 
     def fit(self) -> TrainResult:
         cfg, dev = self.cfg, self.device
-        if cfg.threads and dev.type == "cpu":
-            torch.set_num_threads(cfg.threads)
-        if dev.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # fixed-size crops: let cuDNN pick its fastest kernels
-        seed_everything(cfg.seed)
+        self._set_up_process()
         train_ds, val_ds = self._datasets()
         num_classes = train_ds.num_classes
         val_loader = self._val_batches(val_ds)
         teacher = self._teacher(len(train_ds), num_classes)
-
-        model = build_network(cfg, num_classes)
         steps_per_epoch = (cfg.data.epoch_size or len(train_ds)) // cfg.optim.batch_size
+        model, opt, start_epoch, history = self._model(num_classes, steps_per_epoch)
+        last = self.workdir / ckpt.LAST
+        start = {"num_classes": num_classes, "train_images": len(train_ds), "val_images": len(val_ds)}
+        start |= {"steps_per_epoch": steps_per_epoch, "device": str(dev), "start_epoch": start_epoch}
+        notify(self.callbacks, "on_train_start", start | {"config_hash": cfg.config_hash()})
+        metrics: dict[str, float] = dict(history[-1]) if history else {}
+        for epoch in range(start_epoch, cfg.optim.epochs):
+            metrics = self._epoch(model, opt, train_ds, teacher, epoch, steps_per_epoch, val_loader)
+            history.append(metrics)
+            if self.rank == 0:
+                ckpt.save(last, self._state(unwrap(model), opt, epoch, history, num_classes))
+            notify(self.callbacks, "on_epoch_end", epoch, metrics, last)
+        return self._end(unwrap(model), metrics, history, last, start_epoch)
+
+    def _set_up_process(self) -> None:
+        if self.cfg.threads and self.device.type == "cpu":
+            torch.set_num_threads(self.cfg.threads)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed-size crops: let cuDNN pick its fastest kernels
+        seed_everything(self.cfg.seed)
+
+    def _model(self, num_classes: int, steps_per_epoch: int):
+        """The network on its device (backbone weights loaded for transfer), its optimiser, and
+        where a resumed run continues: (model, optimiser, first epoch, history so far)."""
+        cfg, dev = self.cfg, self.device
+        model = build_network(cfg, num_classes)
         if cfg.transfer is not None:  # weights first; a resumed run's own checkpoint then replaces them
             load_backbone(model, cfg.transfer)
             set_bn_momentum(model, cfg.transfer, steps_per_epoch)
@@ -217,39 +199,25 @@ class Trainer:
             if dev.type != "cuda":
                 raise ValueError("sync_bn: torch's SyncBatchNorm runs on GPUs only; this trial's workers have none")
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        model = wrap(model, dev)  # DDP in a process group (after loading: keys stay unprefixed)
-        last = self.workdir / ckpt.LAST
-        notify(
-            self.callbacks,
-            "on_train_start",
-            {
-                "num_classes": num_classes,
-                "train_images": len(train_ds),
-                "val_images": len(val_ds),
-                "steps_per_epoch": steps_per_epoch,
-                "device": str(dev),
-                "start_epoch": start_epoch,
-                "config_hash": cfg.config_hash(),
-            },
-        )
-        metrics: dict[str, float] = dict(history[-1]) if history else {}
-        for epoch in range(start_epoch, cfg.optim.epochs):
-            metrics = self._train_epoch(model, opt, train_ds, teacher, epoch, steps_per_epoch)
-            average_buffers(model)
-            if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.optim.epochs:
-                # every rank holds the same weights: each evaluates alone (no collective to wait on)
-                metrics |= self._evaluate(unwrap(model), val_loader)
-                key = f"recall_at_{self.cfg.head.recall_k[0]}" if self.cfg.head.kind == "embedding" else "val_loss"
-                if not math.isfinite(metrics[key]):
-                    raise TrainingDiverged(f"validation {key} is {metrics[key]} at epoch {epoch + 1}")
-            skipped = skipped_files(self.workdir / SKIP_LOG)
-            if skipped:
-                metrics["skipped_images"] = float(len(skipped))
-            history.append(metrics)
-            if self.rank == 0:
-                ckpt.save(last, self._state(unwrap(model), opt, epoch, history, num_classes))
-            notify(self.callbacks, "on_epoch_end", epoch, metrics, last)
-        model = unwrap(model)
+        return wrap(model, dev), opt, start_epoch, history  # DDP after loading: keys stay unprefixed
+
+    def _epoch(self, model, opt, train_ds, teacher, epoch: int, steps: int, val_loader) -> dict[str, float]:
+        """One epoch's training, then its validation where due; diverged validation raises."""
+        cfg = self.cfg
+        metrics = self._train_epoch(model, opt, train_ds, teacher, epoch, steps)
+        average_buffers(model)
+        if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.optim.epochs:
+            # every rank holds the same weights: each evaluates alone (no collective to wait on)
+            metrics |= self._evaluate(unwrap(model), val_loader)
+            key = f"recall_at_{cfg.head.recall_k[0]}" if cfg.head.kind == "embedding" else "val_loss"
+            if not math.isfinite(metrics[key]):
+                raise TrainingDiverged(f"validation {key} is {metrics[key]} at epoch {epoch + 1}")
+        skipped = skipped_files(self.workdir / SKIP_LOG)
+        if skipped:
+            metrics["skipped_images"] = float(len(skipped))
+        return metrics
+
+    def _end(self, model, metrics: dict[str, float], history: list, last: Path, start_epoch: int) -> TrainResult:
         result = TrainResult(model, metrics, history, last if last.exists() else None, start_epoch)
         skipped = skipped_files(self.workdir / SKIP_LOG)
         if skipped:

@@ -20,35 +20,14 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
+from ...robustness_sets import CORRUPTION_IMPLEMENTATION, CORRUPTIONS, EXTRA_CORRUPTIONS
 from . import ops
 from .params import FROST_SCALE, NATIVE, SETS, severity_set
 from .spatter import water_shading
 
-STANDARD = (
-    "gaussian_noise",
-    "shot_noise",
-    "impulse_noise",
-    "defocus_blur",
-    "glass_blur",
-    "motion_blur",
-    "zoom_blur",
-    "snow",
-    "frost",
-    "fog",
-    "brightness",
-    "contrast",
-    "elastic_transform",
-    "pixelate",
-    "jpeg_compression",
-)
-EXTRA = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
-# Bump whenever the images ``corrupt`` makes change: runs evaluated with another generation of
-# corrupted images are not comparable, and the ablation runner re-runs them (eval identity).
-# 3: ImageMagick's exact motion blur; defocus kernel not renormalised; frost resampled as cv2
-# 4: glass blur's sequential copies; spatter's water shaded as the script's OpenCV pipeline
-# 5: pixelate in 8-bit levels as PIL; snow's layer 8-bit around ImageMagick; elastic's last
-#    resampling reflected about pixel edges (scipy's 'reflect')
-IMPLEMENTATION = 5
+STANDARD = CORRUPTIONS
+EXTRA = EXTRA_CORRUPTIONS
+IMPLEMENTATION = CORRUPTION_IMPLEMENTATION  # its history: robustness_sets
 
 
 def names(include_extra: bool = False) -> list[str]:

@@ -90,8 +90,10 @@ def _uses(cfg: TrainConfig, key: str) -> str | None:
     return None
 
 
-def parse_space(raw: Any, cfg: TrainConfig, where: str) -> SearchSpace:
-    """``raw``: the YAML mapping; ``where``: "file: row R" for messages."""
+def parse_space(raw: Any, cfg: TrainConfig, where: str, check_use: bool = True) -> SearchSpace:
+    """``raw``: the YAML mapping; ``where``: "file: row R" for messages. ``check_use=False``:
+    keys and dimensions only, not whether the row uses each technique (a profile's block serves
+    rows with different techniques)."""
     if not isinstance(raw, dict) or not raw:
         raise ConfigError(f"{where}: key 'search': expected a mapping of dotted keys to dimensions")
     known = set(flatten(cfg.model_dump(mode="json")))
@@ -102,7 +104,7 @@ def parse_space(raw: Any, cfg: TrainConfig, where: str) -> SearchSpace:
         key_at = f"{where}: key 'search.{key}"  # completed with a sub-key and the closing quote
         if key not in known:
             raise ConfigError(f"{at}: unknown key (a dotted TrainConfig key such as optim.base_lr)")
-        why = _uses(cfg, key)
+        why = _uses(cfg, key) if check_use else None
         if why:
             raise ConfigError(f"{at}: {why}")
         try:

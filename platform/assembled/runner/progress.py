@@ -12,8 +12,6 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from .estimate import duration
-
 
 @dataclass
 class Tally:
@@ -142,3 +140,8 @@ def _headline(result: dict) -> str:
         return f"R@1 {result['recall_at_1']:.2f}"
     top1, mce, mfr = (result.get(k, nan) for k in ("top1", "mce", "mfr"))
     return f"top1 {top1:.2f}  mCE {mce:.2f}  mFR {mfr:.2f}"
+
+
+def duration(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"

@@ -15,8 +15,9 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-from ..evaluation.suite import EvalConfig
+from ..evaluation.config import EvalConfig
 from ..training import TrainConfig
 
 FAIL_ONCE_ENV = "ASSEMBLED_FAIL_ONCE_AT_EPOCH"  # test hook: the worker process dies once at that epoch
@@ -24,14 +25,17 @@ SCRATCH_ENV = "ASSEMBLED_SCRATCH"  # a node's own work folder (set on cluster no
 RETRYABLE = (ConnectionError, TimeoutError)
 
 
-@dataclass(frozen=True)
-class PruneLink:
-    """Where a search trial reports its per-epoch validation top-1 and asks whether to stop."""
+class PruneHandle(Protocol):
+    def report(self, value: float, step: int) -> None: ...
+    def should_prune(self) -> bool: ...
 
-    storage: str
-    study: str
-    trial_id: int
-    pruner: str
+
+class Pruning(Protocol):
+    """A searched trial's link to whatever may stop it early (an Optuna study: ``search``
+    implements it). It travels with the spec to the worker, so it must pickle; ``open`` runs
+    there. The runner never imports the search that made it."""
+
+    def open(self) -> PruneHandle: ...
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,7 @@ class TrialSpec:
     workdir: str
     gpu: bool
     threads: int
-    prune: PruneLink | None = None  # an Optuna search trial that may be pruned
+    prune: Pruning | None = None  # a searched trial that may be stopped early
     teacher_run: str | None = None  # KD: the teacher's run, whose logits artifact the trial fetches
     backbone_run: str | None = None  # transfer: the backbone's run, whose checkpoint the trial fine-tunes
     trained_run: str | None = None  # evaluation only: the run that trained these very weights
@@ -220,10 +224,8 @@ class _Prune:
     """Report each epoch's validation top-1 to the trial's Optuna study and stop training when
     the pruner says so (not after the last epoch: only the evaluation would be saved)."""
 
-    def __init__(self, link: PruneLink, epochs: int) -> None:
-        from ..search.study import open_trial
-
-        self.trial, self.epochs = open_trial(link), epochs
+    def __init__(self, link: Pruning, epochs: int) -> None:
+        self.trial, self.epochs = link.open(), epochs
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float], checkpoint: Path) -> None:
         from ..training.stop import Stopped

@@ -1,0 +1,49 @@
+"""Clean top-1 / top-5 of a model over a loader: the trainer's validation every epoch and the
+evaluation suite's clean pass (one definition for both)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+
+from ..data.transforms import to_model_input
+
+
+@torch.no_grad()
+def evaluate_top1(
+    model: torch.nn.Module,
+    loader: Iterable,
+    device: torch.device,
+    amp: bool = False,
+    channels_last: bool = False,
+    amp_dtype: torch.dtype = torch.bfloat16,
+) -> dict[str, float]:
+    """Top-1 / top-5 accuracy (%), mean CE loss, and how many classes the model predicts at all
+    (1 = constant predictions: such a model also "never flips", so its mFR of 0 is no virtue)."""
+    model.eval()
+    predicted: torch.Tensor | None = None
+    correct1 = torch.zeros((), device=device)
+    correct5 = torch.zeros((), device=device)
+    loss = torch.zeros((), device=device)
+    n = 0
+    for x, y, _ in loader:
+        x, y = to_model_input(x, device), y.to(device, non_blocking=True)  # uint8 batches normalised here
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
+            logits = model(x).float()
+        loss += F.cross_entropy(logits, y, reduction="sum")
+        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        correct1 += (top[:, 0] == y).sum()
+        correct5 += (top == y[:, None]).any(1).sum()
+        counts = torch.bincount(top[:, 0], minlength=logits.shape[1])
+        predicted = counts if predicted is None else predicted + counts
+        n += y.numel()
+    return {
+        "top1": 100.0 * correct1.item() / max(n, 1),
+        "top5": 100.0 * correct5.item() / max(n, 1),
+        "val_loss": loss.item() / max(n, 1),
+        "val_pred_classes": float((predicted > 0).sum().item()) if predicted is not None else 0.0,
+    }
