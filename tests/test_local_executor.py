@@ -36,3 +36,20 @@ def test_a_table_runs_and_resumes_without_ray(ablation_env):
     assert again.returncode == 0 and "ran 0, skipped (already finished) 2" in again.stdout
     bad = _run(tmp, "ablation", "6", "--executor", "local", "--address", "127.0.0.1:6379")
     assert bad.returncode == 2 and "takes no --address" in bad.stderr
+
+
+@pytest.mark.slow
+def test_a_search_runs_without_ray_and_times_as_an_ablation_does(ablation_env):
+    """Searches share the ablation's trial driver: `--executor local` needs no Ray, and a
+    throughput objective is timed by the same protocol, tagged and headlined as a row is."""
+    tmp, _, client = ablation_env
+    args = ["search", "7", "--row", "E3", "--profile", "smoke", "--seed", "3", "--trials", "2"]
+    r = _run(tmp, *args, "--objective", "top1,throughput", "--sampler", "nsga2", "--executor", "local")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "study table07-E3-smoke-top1+throughput: 2 trials complete or pruned" in r.stdout
+    exp = client.get_experiment_by_name("search-table07")
+    trials = client.search_runs([exp.experiment_id], "tags.kind = 'trial'")
+    assert len(trials) == 2 and {t.info.status for t in trials} == {"FINISHED"}
+    for t in trials:
+        assert t.data.metrics["throughput"] > 0 and "ResNet-50" in t.data.tags["throughput_protocol"]
+        assert "img/s" in t.data.tags["mlflow.note.content"]
