@@ -10,6 +10,7 @@ from pathlib import Path
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
+    from assembled.redact import redact
     from assembled.tracking.store import read_only_client
 
     from .build import build
@@ -19,7 +20,10 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     client = read_only_client(uri)
     if client is None:  # a page reads runs; it never creates an empty store to find none in
-        print(f"error: no MLflow store at {uri}: run an ablation first (or set MLFLOW_TRACKING_URI)", file=sys.stderr)
+        print(
+            f"error: no MLflow store at {redact(uri)}: run an ablation first (or set MLFLOW_TRACKING_URI)",
+            file=sys.stderr,
+        )
         return 2
     if args.study:
         return _study(args, uri)
@@ -30,7 +34,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         return 2
     for name, path in written.pages.items():
         print(f"{name}: {path.resolve()}")
-    print(f"index: {written.index.resolve()}  ({time.perf_counter() - t0:.1f} s, from {uri})")
+    print(f"index: {written.index.resolve()}  ({time.perf_counter() - t0:.1f} s, from {redact(uri)})")
     return 0
 
 

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import plotly.graph_objects as go
 
+from assembled.redact import redact
+
 from .page import _document, _figure_html
 
 if TYPE_CHECKING:  # annotations only: MLflow loads where a client is made
@@ -39,7 +41,7 @@ def load_study(client: MlflowClient, storage: str, name: str) -> StudyData:
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         names = ", ".join(s.study_name for s in optuna.get_all_study_summaries(storage)) or "none"
-        raise StudyError(f"no study {name!r} in {storage} (studies: {names})") from None
+        raise StudyError(f"no study {name!r} in {redact(storage)} (studies: {names})") from None
     parent = None
     for exp in client.search_experiments(filter_string="name LIKE 'search-%'"):
         found = client.search_runs([exp.experiment_id], f"tags.kind = 'search' and tags.`optuna.study` = '{name}'")

@@ -226,8 +226,10 @@ def test_mlflow_ui_lists_the_runs(store):
             assert time.time() < deadline, "MLflow server did not answer /health in 120 s"
             time.sleep(1)
         # one uvicorn worker and no job runner (MLflow 3 would start 7 huey consumers beside it)
-        tree = subprocess.run(["ps", "-o", "args=", "--sid", str(proc.pid)], capture_output=True, text=True).stdout
+        ps = ["ps", "-ww", "-o", "args=", "--sid", str(proc.pid)]  # -ww: whole lines, not 80 columns
+        tree = subprocess.run(ps, capture_output=True, text=True).stdout
         assert "huey" not in tree and "job" not in tree.lower(), tree
+        assert uri not in tree and "--backend-store-uri" not in tree, tree  # the store goes by environment
         exp_id = MlflowClient(uri).get_experiment_by_name("dash").experiment_id
         driver = chromium()
         try:

@@ -56,6 +56,9 @@ def test_compose_file_is_valid_compose_v2_with_local_ports_and_required_secrets(
     resolved = json.loads(run(COMPOSE, "-f", DOCKER / "compose.yaml", "config", "--format", "json", env=SECRETS).stdout)
     published = [p for s in resolved["services"].values() for p in s.get("ports", [])]
     assert published and all(p["host_ip"] == "127.0.0.1" for p in published)
+    # the store's URL carries the database password: by environment, never on a command line (ps)
+    mlflow_cmd = " ".join(resolved["services"]["mlflow"]["command"])
+    assert "--backend-store-uri" not in mlflow_cmd and "MLFLOW_BACKEND_STORE_URI=" in mlflow_cmd
     worker = resolved["services"]["ray-worker"]
     assert worker["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
     bad = broken_copy(tmp_path, "compose.yaml", "shm_size: 8gb", "shm_sise: 8gb")

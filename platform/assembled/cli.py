@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from .config_io import ConfigError
+from .redact import redact
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -75,7 +76,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.config}: {e}") from None
     run = open_run(cfg, args.experiment, args.run_name or Path(args.config).stem, tags={"source": "assembled train"})
     workdir = Path(args.workdir or Path("runs") / run.run_id)
-    print(f"MLflow run {run.run_id} in experiment '{args.experiment}' ({run.uri})")
+    print(f"MLflow run {run.run_id} in experiment '{args.experiment}' ({redact(run.uri)})")
     after = None
     if args.evaluate:
         from .evaluation.suite import suite_after_training
@@ -91,7 +92,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         page = run_url(run.uri, run.experiment_id, run.run_id)
     else:
         page = run_url("http://127.0.0.1:5000", run.experiment_id, run.run_id) + " (after `make ui`)"
-    print(f"finished: {line}\ncheckpoint {result.checkpoint}\nMLflow run {run.run_id} in {run.uri}: {page}")
+    print(f"finished: {line}\ncheckpoint {result.checkpoint}\nMLflow run {run.run_id} in {redact(run.uri)}: {page}")
     return 0
 
 
@@ -158,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     # MLflow's tqdm "Downloading artifacts" bars (checkpoints, logits, manifests) are noise here;
     # Ray workers of a local Ray inherit this environment
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # nor MLflow's own "View run at <tracking URL>" lines: the platform prints its links, with a
+    # URL's password masked, where MLflow would print it whole
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     from .runner.interrupts import Interrupted

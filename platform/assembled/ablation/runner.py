@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..redact import redact
 from ..runner.driver import Driver, make_executor
 from ..runner.interrupts import interruptible, run_recorded
 from ..runner.progress import Tally
@@ -289,7 +290,7 @@ def print_result(result: AblationResult) -> None:
         print(f"  {row} did not run: {reason}")
     from ..tracking.ui import experiment_url
 
-    where = result.tracking_uri
+    where = redact(result.tracking_uri)
     if where.startswith(("http://", "https://")):
         where = experiment_url(where, result.experiment_id)
     else:

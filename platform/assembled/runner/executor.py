@@ -27,6 +27,14 @@ class Outcome:
     reason: str = ""
 
 
+# what workers inherit: no progress bars, no MLflow "View run at <URL>" lines (a URL's password)
+QUIET_ENV = {
+    "PYTHONWARNINGS": "ignore",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+}
+
+
 class RayExecutor:
     def __init__(self, address: str | None, storage: Path, name: str = "") -> None:
         """``storage``: Tune's experiment folder on this machine, unless ``ASSEMBLED_RAY_STORAGE``
@@ -46,14 +54,14 @@ class RayExecutor:
             return
         _quiet()
         if self.address:
-            ray.init(address=self.address, log_to_driver=True)
+            ray.init(address=self.address, log_to_driver=True, runtime_env={"env_vars": QUIET_ENV})
         else:
             tmp = Path(os.environ.get("ASSEMBLED_RAY_TMP", "/tmp/assembled-ray"))
             ray.init(
                 include_dashboard=False,
                 _temp_dir=str(tmp),
                 log_to_driver=False,
-                runtime_env={"env_vars": {"PYTHONWARNINGS": "ignore", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}},
+                runtime_env={"env_vars": QUIET_ENV},
             )
             self.local = True
         self.connected = True

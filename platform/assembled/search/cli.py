@@ -36,12 +36,13 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def print_result(result) -> None:
+    from ..redact import redact
     from ..tracking.store import tracking_uri
     from ..tracking.ui import experiment_url
 
     print()
     print(
-        f"study {result.study}: {result.counted} trials complete or pruned in {result.storage} "
+        f"study {result.study}: {result.counted} trials complete or pruned in {redact(result.storage)} "
         f"(this invocation: {len(result.ran)} complete, {len(result.pruned)} pruned, {len(result.failed)} failed)"
     )
     for n, why in sorted(result.failed.items()):
@@ -59,7 +60,7 @@ def print_result(result) -> None:
     uri = tracking_uri()
     base = uri if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
     print(f"MLflow experiment '{result.experiment}' ({experiment_url(base)}); "
-          f"optuna-dashboard {result.storage}")  # fmt: skip
+          f"optuna-dashboard {redact(result.storage)}")  # fmt: skip
 
 
 def register(sub) -> None:

@@ -20,6 +20,7 @@ from ..ablation.plan import Plan
 from ..ablation.search_space import SearchSpace, apply, default_space, parse_space
 from ..ablation.summary import table_runs
 from ..config_io import ConfigError, read_yaml
+from ..redact import redact
 from ..runner.driver import Driver, make_executor
 from ..runner.interrupts import interruptible, run_recorded
 from ..runner.progress import Tally
@@ -121,7 +122,7 @@ def run_search(opts: SearchOptions, plan: Plan | None = None) -> SearchResult:
         "objective": str(objective),
         "sampler": opts.sampler,
         "pruner": pruner,
-        "optuna.storage": url,
+        "optuna.storage": redact(url),  # where the study is, without the password
         "space": space.origin,
     }
     executor = make_executor(opts.executor, opts.address, workdir, f"search-{plan.experiment}")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..config_io import ConfigError
+from ..redact import redact
 
 if TYPE_CHECKING:
     import optuna
@@ -117,7 +118,7 @@ def open_study(name: str, url: str, objective: Objective, sampler, pruner, ident
     elif had != identity:
         diff = sorted(k for k in set(had) | set(identity) if had.get(k) != identity.get(k))
         raise ConfigError(
-            f"study {name!r} in {url} searches something else ({', '.join(diff)} differ): "
+            f"study {name!r} in {redact(url)} searches something else ({', '.join(diff)} differ): "
             "give --study a new name to start another study"
         )
     return study

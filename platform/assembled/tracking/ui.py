@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..redact import redact
+
 # MLflow 3.17's UI opens every experiment in its GenAI view (Traces, usage) unless the URL asks
 # for the classic one; the choice is a per-browser setting (default "genai"), not the
 # experiment's kind tag (measured in Chromium: a tagged experiment opened on GenAI too). Every
@@ -22,21 +24,34 @@ CLASSIC = "workflowType=machine_learning"
 
 
 def experiment_url(base: str, experiment_id: str | None = None) -> str:
-    """The runs table of an experiment (or the experiment list) on an MLflow server."""
+    """The runs table of an experiment (or the experiment list) on an MLflow server (a link to
+    print: a password in ``base`` is masked)."""
+    base = redact(base)
     path = f"/#/experiments/{experiment_id}/runs" if experiment_id else "/#/experiments"
     return f"{base.rstrip('/')}{path}?{CLASSIC}"
 
 
 def run_url(base: str, experiment_id: str, run_id: str) -> str:
-    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}?{CLASSIC}"
+    return f"{redact(base).rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}?{CLASSIC}"
 
 
-def server_command(uri: str, host: str, port: int, artifacts: Path) -> list[str]:
+def server_command(host: str, port: int, artifacts: Path) -> list[str]:
+    """The server's command line. The backend store goes by environment (``server_env``), not
+    here: a database URL's password on a command line is visible to every user in ``ps``."""
     mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
     return [
-        mlflow, "server", "--backend-store-uri", uri, "--host", host, "--port", str(port), "--workers", "1",
+        mlflow, "server", "--host", host, "--port", str(port), "--workers", "1",
         "--serve-artifacts", "--artifacts-destination", str(artifacts),
     ]  # fmt: skip
+
+
+def server_env(uri: str, jobs: bool) -> dict[str, str]:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "MLFLOW_BACKEND_STORE_URI": uri}
+    if not jobs:
+        # MLflow 3's job execution (GenAI jobs: a job runner and one huey consumer per job type, 7
+        # processes here) does nothing for these runs and is heavy on a 2-core laptop
+        env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    return env
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -48,16 +63,11 @@ def cmd_ui(args: argparse.Namespace) -> int:
         return 0
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         print(f"note: {uri} does not exist yet; the UI starts empty until a run is logged there", file=sys.stderr)
-    cmd = server_command(uri, args.host, args.port, Path(args.artifacts).resolve())
+    cmd = server_command(args.host, args.port, Path(args.artifacts).resolve())
     url = experiment_url(f"http://{args.host}:{args.port}")
-    print(f"MLflow UI for {uri}\n  -> {url}  (Ctrl-C stops it)", flush=True)
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    if not args.jobs:
-        # MLflow 3's job execution (GenAI jobs: a job runner and one huey consumer per job type, 7
-        # processes here) does nothing for these runs and is heavy on a 2-core laptop
-        env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    print(f"MLflow UI for {redact(uri)}\n  -> {url}  (Ctrl-C stops it)", flush=True)
     try:
-        return subprocess.call(cmd, env=env)
+        return subprocess.call(cmd, env=server_env(uri, args.jobs))
     except KeyboardInterrupt:
         return 0
 
