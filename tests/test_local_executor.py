@@ -53,3 +53,38 @@ def test_a_search_runs_without_ray_and_times_as_an_ablation_does(ablation_env):
     for t in trials:
         assert t.data.metrics["throughput"] > 0 and "ResNet-50" in t.data.tags["throughput_protocol"]
         assert "img/s" in t.data.tags["mlflow.note.content"]
+
+
+@pytest.mark.slow
+def test_a_second_invocation_of_a_running_table_refuses_and_trains_nothing(ablation_env):
+    """One invocation per table and store: while one runs, the same command says who runs it
+    (driver pid and host) in one line and starts nothing; no row is trained twice."""
+    import socket
+    import time
+
+    tmp, _, client = ablation_env
+    args = ["ablation", "6", "--profile", "smoke", "--rows", "T0", "--repeats", "3", "--executor", "local"]
+    first = subprocess.Popen([sys.executable, "-c", NO_RAY, *args], cwd=tmp, stdout=subprocess.PIPE, text=True)
+    try:
+        running = []
+        while not running:  # the first invocation's parent run exists and is RUNNING
+            assert first.poll() is None, first.stdout.read()
+            exp = client.get_experiment_by_name("table06")
+            if exp is not None:
+                running = client.search_runs(
+                    [exp.experiment_id], "tags.kind = 'ablation' and attributes.status = 'RUNNING'"
+                )
+            time.sleep(0.5)
+        second = _run(tmp, *args)
+        assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
+        assert f"table06 is being run now by pid {first.pid} on {socket.gethostname()}" in second.stderr
+        assert "nothing was started" in second.stderr
+    finally:
+        first.wait(timeout=None)
+    assert first.returncode == 0
+    exp = client.get_experiment_by_name("table06")
+    parents = client.search_runs([exp.experiment_id], "tags.kind = 'ablation'")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert sorted(r.data.tags["row"] for r in children(client, "table06")) == ["T0", "T0", "T0"]  # 3 seeds, once each
+    again = _run(tmp, *args)  # and the next invocation after it runs (and trains nothing new)
+    assert again.returncode == 0 and "ran 0, skipped (already finished) 3" in again.stdout

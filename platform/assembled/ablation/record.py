@@ -18,10 +18,11 @@ from pathlib import Path
 import pandas as pd
 from mlflow.entities import Run
 
+from ..config_io import ConfigError
 from ..tracking import TrackedRun, finish_run, open_run
 from ..tracking.headline import DESCRIPTION_TAG, add_metrics
 from ..tracking.store import client as make_client
-from ..tracking.store import ensure_experiment, retry_locked
+from ..tracking.store import ensure_experiment, retry_locked, schema_lock
 from .plan import Plan
 from .report import markdown
 from .summary import build_summary, latest_runs, summary_columns, table_runs, unit_frame
@@ -93,9 +94,38 @@ class Recorder:
 
     # -- the parent ---------------------------------------------------------------------
     def open(self) -> str:
+        """The invocation's parent run. One invocation per table and store at a time: under the
+        store's lock (SQLite; a server has none, so two drivers starting in the same second can
+        still both pass), a live driver's RUNNING parent of this table refuses this one."""
         plan = self.plan
         self.experiment_id = ensure_experiment(plan.experiment, self.uri)
-        self.reap_orphans()
+        with schema_lock(self.uri):
+            self.reap_orphans()
+            self._refuse_if_running()
+            return self._create_parent()
+
+    def _refuse_if_running(self) -> None:
+        runs = retry_locked(
+            lambda: self.client.search_runs(
+                [self.experiment_id], "tags.kind = 'ablation' and attributes.status = 'RUNNING'", max_results=10
+            )
+        )
+        for run in runs:
+            t = run.data.tags
+            where = f"pid {t.get('driver.pid', '?')} on {t.get('driver.host', '?')}"
+            hint = "wait for it to end or stop it"
+            if t.get("driver.host") != socket.gethostname():
+                hint += (
+                    '; if that driver is gone, end its run first: python -c "import mlflow; '
+                    f"mlflow.MlflowClient().set_terminated('{run.info.run_id}', 'KILLED')\""
+                )
+            raise ConfigError(
+                f"{self.plan.experiment} is being run now by {where} (parent run {run.info.run_id}, profile "
+                f"{t.get('profile', '?')}): {hint}; nothing was started"
+            )
+
+    def _create_parent(self) -> str:
+        plan = self.plan
         tags = {
             "table": str(plan.table.table),
             "profile": plan.profile_name,
