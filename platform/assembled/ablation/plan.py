@@ -103,9 +103,8 @@ class Plan:
     def trial_settings(self) -> Settings:
         """What the trial driver needs of this plan's profile and evaluation."""
         prof = self.profile
-        reference = {"name": "resnet50", **prof.resnet}
         return Settings(
-            self.profile_name, prof.resources, prof.max_failures, self.eval_cfg, reference, scaled_size(224, prof)
+            self.profile_name, prof.resources, prof.max_failures, self.eval_cfg, prof.resnet, scaled_size(224, prof)
         )
 
 

@@ -59,8 +59,12 @@ class Settings:
     request: Resources
     max_failures: int
     eval_cfg: EvalConfig
-    reference: dict  # the ResNet-50 that throughput ratios divide by, at the profile's scale
+    resnet: dict  # the profile's ResNet overrides: throughput ratios divide by a ResNet-50 of this scale
     reference_size: int
+
+    @property
+    def reference(self) -> dict:
+        return {"name": "resnet50", **self.resnet}
 
 
 class Driver:
@@ -120,19 +124,18 @@ class Driver:
         """What a stored timing was measured by (tag ``throughput_protocol``): a run timed by
         another protocol is timed again."""
         ev, s = self.settings.eval_cfg, self.settings
-        resnet = {k: v for k, v in s.reference.items() if k != "name"}
         return (
             f"batch {ev.throughput_batch}, FP32, median of {ev.throughput_repeats} interleaved rounds (each >= 0.2 s) "
             f"after warm-up, in a process of its own holding a node after training, once per inference network "
-            f"(DropBlock off); ratio = median of per-round ratios to ResNet-50 {resnet or ''} at {s.reference_size}px; "
+            f"(DropBlock off); ratio = median of per-round ratios to ResNet-50 {s.resnet or ''} "
+            f"at {s.reference_size}px; "
             f"unreliable when the rounds' CV > {MAX_CV:.0%}"
         )
 
     def time(self, jobs: dict[str, tuple], names: dict[str, str]) -> dict[str, dict[str, float]]:
         """Throughput of each job (run id -> (model, eval crop, classes)), timed in a process of
-        its own on a node; ``names`` (run id -> row or trial) name the unsteady ones."""
-        if not self.executor.connected:
-            self.start()
+        its own on a node (after :meth:`start`); ``names`` (run id -> row or trial) name the
+        unsteady ones."""
         ev, s = self.settings.eval_cfg, self.settings
         where = "GPU" if self.gpu else "all CPUs"
         print(f"timing inference of {len(jobs)} run(s) in a process of its own on a node ({where})")

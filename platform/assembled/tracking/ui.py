@@ -55,13 +55,13 @@ def server_env(uri: str, jobs: bool) -> dict[str, str]:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from .store import tracking_uri
+    from .store import store_missing, tracking_uri
 
     uri = tracking_uri()
     if uri.startswith(("http://", "https://")):
         print(f"MLFLOW_TRACKING_URI points at a tracking server: open {experiment_url(uri)} (nothing to start here)")
         return 0
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+    if store_missing(uri):
         print(f"note: {uri} does not exist yet; the UI starts empty until a run is logged there", file=sys.stderr)
     cmd = server_command(args.host, args.port, Path(args.artifacts).resolve())
     url = experiment_url(f"http://{args.host}:{args.port}")
