@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..ablation.plan import Plan, build_plan
+from ..ablation.plan import ROOT, Plan, build_plan
 from ..config_io import ConfigError
 
 
@@ -33,8 +33,6 @@ class SearchOptions:
 
 def search_plan(opts: SearchOptions) -> Plan:
     """The row's plan, validated (the CLI calls it before importing the driver)."""
-    from ..ablation.plan import ROOT
-
     if opts.trials < 1:
         raise ConfigError(f"--trials {opts.trials}: ask for at least one trial")
     return build_plan(opts.table, opts.profile, opts.data, [opts.row], opts.ablations_dir or ROOT / "ablations")
