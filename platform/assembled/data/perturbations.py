@@ -26,11 +26,10 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from torchvision.transforms import InterpolationMode
 
-from ..robustness_sets import NOISE_PERTURBATIONS, PERTURBATION_IMPLEMENTATION, PERTURBATIONS
+from ..robustness_sets import PERTURBATIONS
 from .corruptions import ops
 
-NOISE = NOISE_PERTURBATIONS
-IMPLEMENTATION = PERTURBATION_IMPLEMENTATION  # its history: robustness_sets
+# the generation of the sequences made here: robustness_sets.PERTURBATION_IMPLEMENTATION (bump it there)
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,10 @@ from ..data import corruptions
 from ..data.corruptions import ops
 from ..data.corruptions.params import severity_set
 from ..data.folder import DataError, ImageFolderDataset
-from ..data.perturbations import NOISE, PERTURBATIONS, param_set, sequence
+from ..data.perturbations import PERTURBATIONS, param_set, sequence
 from ..data.transforms import normalize
 from ..data.video import x264_roundtrip
+from ..robustness_sets import NOISE_PERTURBATIONS as NOISE
 
 CHUNK = 100
 JPEG_RELEASED = ("imagenet", "tiny")  # the sets Hendrycks released as JPEG quality 85

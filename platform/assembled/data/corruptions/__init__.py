@@ -20,14 +20,14 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from ...robustness_sets import CORRUPTION_IMPLEMENTATION, CORRUPTIONS, EXTRA_CORRUPTIONS
+from ...robustness_sets import CORRUPTIONS, EXTRA_CORRUPTIONS
 from . import ops
 from .params import FROST_SCALE, NATIVE, SETS, severity_set
 from .spatter import water_shading
 
 STANDARD = CORRUPTIONS
 EXTRA = EXTRA_CORRUPTIONS
-IMPLEMENTATION = CORRUPTION_IMPLEMENTATION  # its history: robustness_sets
+# the generation of the images made here: robustness_sets.CORRUPTION_IMPLEMENTATION (bump it there)
 
 
 def names(include_extra: bool = False) -> list[str]:
@@ -302,4 +302,4 @@ def corrupt_severities(
         yield s, ((x + total) / (len(factors) + 1)).clamp(0, 1)
 
 
-__all__ = ["EXTRA", "IMPLEMENTATION", "STANDARD", "corrupt", "corrupt_severities", "names", "severity_set"]
+__all__ = ["EXTRA", "STANDARD", "corrupt", "corrupt_severities", "names", "severity_set"]
