@@ -12,17 +12,22 @@ FORMAT ?= text
 DATA_FLAG := $(if $(DATA),--data $(DATA),)
 REPEATS_FLAG := $(if $(REPEATS),--repeats $(REPEATS),)
 
-.PHONY: install install-browser test test-fast lint ablation report search optuna-ui ui dashboard benchmarks clean
+.PHONY: install lock install-browser test test-fast lint ablation report search optuna-ui ui dashboard benchmarks clean
 
 install: $(BIN)/assembled
 
-$(BIN)/assembled: pyproject.toml
+# every transitive dependency under requirements.lock (`make lock` regenerates it)
+$(BIN)/assembled: pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,video]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev,video]'
 	# frost photographs for the corruption suite: package data only (its imports need removed pkg_resources)
 	$(BIN)/pip install --quiet --no-deps imagecorruptions==1.1.2
 	touch $@
+
+# re-resolve and pin every transitive dependency after a change to pyproject.toml
+lock: install
+	$(BIN)/python docker/lock.py
 
 install-browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \

@@ -39,14 +39,14 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def _study(args: argparse.Namespace, uri: str) -> int:
-    from mlflow.tracking import MlflowClient
-
     from assembled.search.study import default_storage
+    from assembled.tracking.store import read_only_client
 
     from .study import StudyError, load_study, study_page
 
     storage = args.storage or default_storage(uri)
-    client = MlflowClient(tracking_uri=uri)
+    client = read_only_client(uri)
+    assert client is not None  # cmd_dashboard returned for a missing store
     try:
         data = load_study(client, storage, args.study)
     except StudyError as e:

@@ -118,6 +118,16 @@ BAD = {
         "rows:\n  - {id: A, model: resnet50, reg: {label_smoothing: 2}}\n",
         "row A: key 'reg.label_smoothing'",
     ),
+    # optimiser overrides are read in the same place, with the file (they once were checked only
+    # when the plan built each trial's config, without it)
+    "typo under optim": (
+        "rows:\n  - {id: A, model: resnet50, optim: {bacth_size: 128}}\n",
+        "row A: key 'optim.bacth_size': Extra inputs",
+    ),
+    "bad optimiser value in an inheriting row": (
+        "rows:\n  - {id: A, model: resnet50}\n  - {id: B, base: A, optim: {batch_size: fast}}\n",
+        "row B: key 'optim.batch_size'",
+    ),
 }
 
 
@@ -128,6 +138,28 @@ def test_schema_errors_name_file_row_key(tmp_path, case):
     path.write_text("table: 99\ntitle: bad\n" + body)
     with pytest.raises(ConfigError) as e:
         load_table(path)
+    assert str(path) in str(e.value) and expected in str(e.value), str(e.value)
+
+
+BAD_PROFILE = {
+    "typo under optim": ("optim: {bacth_size: 64}", "profile p: key 'optim.bacth_size': Extra inputs"),
+    "bad optimiser value": ("optim: {base_lr: -1}", "profile p: key 'optim.base_lr'"),
+    "typo under data": ("data: {kind: synthetic, train_sise: 10}", "profile p: key 'data.train_sise'"),
+    "typo under resnet": ("resnet: {widht: 8}", "profile p: key 'resnet.widht'"),
+    "typo in a transfer dataset": ("datasets: {cub200: {kind: cub200, pth: /x}}", "key 'datasets.cub200.pth'"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_PROFILE), ids=list(BAD_PROFILE))
+def test_profile_errors_name_file_profile_key(tmp_path, case):
+    """A profile's partial sub-configs are checked where profiles.yaml is read, in the one
+    ``file: profile: key`` form (they were first seen when a row's config was built, without
+    the file)."""
+    body, expected = BAD_PROFILE[case]
+    path = tmp_path / "profiles.yaml"
+    path.write_text(f"p:\n  {body}\n")
+    with pytest.raises(ConfigError) as e:
+        load_profiles(path)
     assert str(path) in str(e.value) and expected in str(e.value), str(e.value)
 
 

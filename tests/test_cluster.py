@@ -12,8 +12,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import boto3
@@ -22,23 +20,10 @@ from mlflow.tracking import MlflowClient
 
 from .browser import free_port
 from .conftest import ROOT, cli
+from .services import wait_for_http
 
 BIN = Path(sys.executable).parent
 pytestmark = [pytest.mark.slow, pytest.mark.serial]  # it ends with `ray stop`: alone
-
-
-def _wait(url: str, proc: subprocess.Popen, what: str, seconds: float = 120) -> None:
-    deadline = time.time() + seconds
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError as e:
-            if getattr(e, "code", None):  # an HTTP answer (e.g. 404 for /): the server is up
-                return
-        assert proc.poll() is None, f"{what} exited"
-        assert time.time() < deadline, f"{what} did not answer in {seconds} s"
-        time.sleep(0.5)
 
 
 @pytest.fixture
@@ -54,7 +39,7 @@ def services(tmp_path):
         moto = [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)]
         procs.append(subprocess.Popen(moto, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                       start_new_session=True))  # fmt: skip
-        _wait(endpoint, procs[-1], "moto_server")
+        wait_for_http(endpoint, procs[-1], "moto_server")
         s3 = boto3.client("s3", endpoint_url=endpoint, **{k.lower(): v for k, v in creds.items() if "KEY" in k})
         for bucket in ("mlflow", "ray"):
             s3.create_bucket(Bucket=bucket)
@@ -65,7 +50,7 @@ def services(tmp_path):
                   "--port", str(mlflow_port), "--workers", "1"]  # fmt: skip
         procs.append(subprocess.Popen(mlflow, cwd=server_dir, env=env, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.DEVNULL, start_new_session=True))  # fmt: skip
-        _wait(f"http://127.0.0.1:{mlflow_port}/health", procs[-1], "mlflow server", 180)
+        wait_for_http(f"http://127.0.0.1:{mlflow_port}/health", procs[-1], "mlflow server", 180)
         storage = f"s3://ray/runs?endpoint_override=127.0.0.1:{s3_port}&scheme=http"
         yield {**env, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}", "ASSEMBLED_RAY_STORAGE": storage}, s3
     finally:

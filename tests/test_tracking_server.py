@@ -8,14 +8,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
 from .browser import free_port
+from .services import wait_for_http
 
 STEPS, KEYS = 40, ("loss", "top1", "lr", "val_loss", "epoch_time_s")
 
@@ -43,14 +42,7 @@ def test_eight_trials_logging_at_once_lose_nothing(tmp_path):
     )  # fmt: skip
     uri = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"{uri}/health", timeout=2)
-                break
-            except OSError:
-                assert server.poll() is None and time.time() < deadline, "mlflow server did not start"
-                time.sleep(0.5)
+        wait_for_http(f"{uri}/health", server, "mlflow server")
         client = MlflowClient(uri)
         exp = client.create_experiment("load")
         ctx = mp.get_context("spawn")
@@ -66,51 +58,6 @@ def test_eight_trials_logging_at_once_lose_nothing(tmp_path):
             for k in KEYS:
                 steps = sorted(m.step for m in client.get_metric_history(r.info.run_id, k))
                 assert steps == list(range(1, STEPS + 1)), (r.info.run_name, k)
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=60)
-
-
-def _serve(tmp_path: Path) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    exe = Path(sys.executable).parent / "mlflow"
-    server = subprocess.Popen(
-        [str(exe), "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'm.db'}", "--serve-artifacts",
-         "--artifacts-destination", str(tmp_path / "a"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-    )  # fmt: skip
-    deadline = time.time() + 180
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
-            return server, port
-        except OSError:
-            assert server.poll() is None and time.time() < deadline, "mlflow server did not start"
-            time.sleep(0.5)
-
-
-@pytest.mark.slow
-def test_a_password_in_the_tracking_url_is_never_shown_or_stored(tmp_path):
-    """A tracking URL with credentials (http://user:password@host) works, and the password
-    reaches no terminal line, MLflow tag or param (printed links say ***)."""
-    server, port = _serve(tmp_path)
-    secret = "s3cr3t-pw"
-    uri = f"http://user:{secret}@127.0.0.1:{port}"
-    try:
-        env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "ASSEMBLED_RAY_TMP": str(tmp_path / "ray")}
-        exe = Path(sys.executable).parent / "assembled"
-        args = ["ablation", "6", "--profile", "smoke", "--rows", "T0", "--executor", "local"]
-        r = subprocess.run([str(exe), *args], cwd=tmp_path, env=env, capture_output=True, text=True)
-        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-        assert secret not in r.stdout + r.stderr and "user:***@127.0.0.1" in r.stdout
-        client = MlflowClient(f"http://127.0.0.1:{port}")
-        exp = client.get_experiment_by_name("table06")
-        runs = client.search_runs([exp.experiment_id])
-        assert len(runs) == 2 and {x.info.status for x in runs} == {"FINISHED"}  # parent and T0
-        for run in runs:
-            stored = list(run.data.tags.values()) + list(run.data.params.values())
-            assert not [v for v in stored if secret in v], run.info.run_name
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)

@@ -162,9 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     # nor MLflow's own "View run at <tracking URL>" lines: the platform prints its links, with a
     # URL's password masked, where MLflow would print it whole
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    from .tracking import s3_compat
+
+    s3_compat.apply()  # uploads that MinIO and Ceph radosgw accept
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     from .runner.interrupts import Interrupted
+    from .tracking.health import StorageError, disk_problem
 
     try:
         return args.fn(args)
@@ -174,12 +178,21 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except StorageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: run the same command to resume", file=sys.stderr)
         return 130
+    except Exception as e:
+        problem = disk_problem(e)  # a full or read-only disk: one line, not a library's traceback
+        if problem is None:
+            raise
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -243,15 +243,36 @@ class Recorder:
         return self.workdir / "summary.csv"
 
     def close(self, status: str, failed: dict[str, str], reason: str = "") -> pd.DataFrame:
-        """Summary, then the parent's final status. With KILLED, every child this invocation left
-        SCHEDULED or RUNNING is KILLED too (after the executor stopped them), and so is one its
+        """Summary, then the parent's final status, which is written even when the summary cannot
+        be (a read-only folder or a full disk: the parent is then FAILED with that reason). When
+        the invocation is KILLED or FAILED, every child it left SCHEDULED or RUNNING ends with the
+        same status and reason (after the executor stopped them); with KILLED, so does one its
         trial already ended KILLED: a Ctrl-C reaches the workers too, and their own reason
         ("KeyboardInterrupt") would not say how to resume."""
-        if status == "KILLED":
-            for run_id in self.children.values():
-                now = retry_locked(lambda run_id=run_id: self.client.get_run(run_id)).info.status
-                if now in UNFINISHED or now == "KILLED":
-                    self.end(run_id, "KILLED", reason or "interrupted")
+        if status != "FINISHED":
+            self._end_children(status, reason or "interrupted")
+        error = None
+        try:
+            summary = self._summarise(status, failed)
+        except Exception as e:  # the parent's status must still be written; then the error goes on
+            error, status = e, "FAILED" if status == "FINISHED" else status
+            reason = reason or f"the summary could not be written: {type(e).__name__}: {e}"[:2000]
+        if reason:
+            retry_locked(lambda: self.client.set_tag(self.parent_id, "failure_reason", reason))
+        retry_locked(lambda: self.client.set_terminated(self.parent_id, status=status))
+        if error is not None:
+            raise error
+        return summary
+
+    def _end_children(self, status: str, reason: str) -> None:
+        for run_id in self.children.values():
+            now = retry_locked(lambda run_id=run_id: self.client.get_run(run_id)).info.status
+            if now in UNFINISHED or (status == "KILLED" and now == "KILLED"):
+                why = reason if status == "KILLED" else f"the invocation failed: {reason}"
+                self.end(run_id, status, why)
+
+    def _summarise(self, status: str, failed: dict[str, str]) -> pd.DataFrame:
+        """summary.csv (file and artifact) and the parent's description and tags."""
         table = self.table = manifest(self.plan)
         runs = retry_locked(
             lambda: table_runs(self.client, self.experiment_id, self.plan.units, self.plan.eval_cfg.identity())
@@ -269,9 +290,6 @@ class Recorder:
             retry_locked(lambda: self.client.set_tag(self.parent_id, "mlflow.runName", name))
         if failed:
             retry_locked(lambda: self.client.set_tag(self.parent_id, "failed_rows", ",".join(sorted(failed))))
-        if reason:
-            retry_locked(lambda: self.client.set_tag(self.parent_id, "failure_reason", reason))
-        retry_locked(lambda: self.client.set_terminated(self.parent_id, status=status))
         return summary
 
 

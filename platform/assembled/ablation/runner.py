@@ -25,6 +25,7 @@ from ..runner.interrupts import interruptible, run_recorded
 from ..runner.progress import Tally
 from ..runner.teachers import TeacherFailed
 from ..runner.trial import TrialSpec
+from ..tracking.health import check_writable
 from ..tracking.store import tracking_uri
 from .plan import ROOT, Decision, Plan, build_plan, decide
 from .record import Recorder
@@ -83,6 +84,7 @@ def run_plan(
     """Run a plan already built (and so validated): the CLI builds it before importing this
     module, so bad input is one line in about a second, not after torch and Ray have loaded."""
     workdir = (workdir or Path.cwd() / "runs") / plan.experiment
+    check_writable(workdir, "checkpoints and the summary")
     ex = make_executor(executor, address, workdir, plan.experiment)  # a bad flag fails before any run exists
     with interruptible():
         recorder = Recorder(plan, tracking_uri(), workdir)

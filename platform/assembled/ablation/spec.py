@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ..config_io import ConfigError, describe, issues, read_yaml
 from ..models.names import resolve_config
-from ..training.config import RegConfig, check_switches
+from ..training.config import OptimConfig, RegConfig, check_switches
 
 
 class PaperNumbers(BaseModel):
@@ -213,15 +213,17 @@ def _resolve(path: Path, row: Row, by_id: dict[str, Row], stack: list[str]) -> R
     if model is None and backbone is None:
         raise ConfigError(f"{_where(path, row.id, 'model')}: no model (give one, a base row, or a backbone)")
     reg = {**(parent.reg if parent else {}), **(row.reg or {})}
+    optim = {**(parent.optim if parent else {}), **(row.optim or {})}
     if backbone is None:  # a transfer row's model is its backbone's: checked when the plan resolves it
         _check_model(path, row.id, model, reg)
+    _check_optim(path, row.id, optim)
     return ResolvedRow(
         id=row.id,
         title=row.title or (parent.title if parent else ""),
         base=row.base,
         model=model if model is not None else {},
         reg=reg,
-        optim={**(parent.optim if parent else {}), **(row.optim or {})},
+        optim=optim,
         kd=row.kd if row.kd is not None else (parent.kd if parent else None),
         autoaugment=row.autoaugment if row.autoaugment is not None else (parent.autoaugment if parent else False),
         epochs=row.epochs or (parent.epochs if parent else 120),
@@ -249,6 +251,15 @@ def _check_model(path: Path, rid: str, model: dict[str, Any] | str, reg: dict[st
         check_switches(model_cfg, set(reg))
     except (ValueError, ValidationError) as e:
         raise ConfigError(describe(e, f"{path}: row {rid}", "reg", first=True)) from None
+
+
+def _check_optim(path: Path, rid: str, optim: dict[str, Any]) -> None:
+    """A row's optimiser overrides, checked where the table is read (every OptimConfig field has
+    a default, so the overrides alone validate as one), in the same ``file: row: key`` form."""
+    try:
+        OptimConfig.model_validate(optim)
+    except ValidationError as e:
+        raise ConfigError(describe(e, f"{path}: row {rid}", "optim", first=True)) from None
 
 
 def list_tables(root: Path) -> list[tuple[str, str, int]]:

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from ..redact import redact
+from ..tracking import s3_compat
+from ..tracking.health import StorageError
 from . import interrupts
 from .progress import Tally
 from .trial import TrialSpec
@@ -35,6 +38,12 @@ QUIET_ENV = {
 }
 
 
+def worker_env() -> dict[str, str]:
+    """The environment of every trial process, on any node: quiet libraries and uploads that
+    S3-compatible stores accept (a cluster's nodes were started without the driver's env)."""
+    return {**QUIET_ENV, **s3_compat.apply()}
+
+
 class RayExecutor:
     def __init__(self, address: str | None, storage: Path, name: str = "") -> None:
         """``storage``: Tune's experiment folder on this machine, unless ``ASSEMBLED_RAY_STORAGE``
@@ -43,6 +52,7 @@ class RayExecutor:
         go there; ``name`` (the table) is its sub-folder."""
         self.address = address or os.environ.get("RAY_ADDRESS")
         shared = os.environ.get(STORAGE_ENV)
+        self.shared = bool(shared)  # an object store every node reaches
         self.storage = join_uri(shared, name) if shared else str(storage.resolve())
         self.connected = False  # this executor called ray.init
         self.local = False  # ... and started the Ray it runs on
@@ -54,14 +64,14 @@ class RayExecutor:
             return
         _quiet()
         if self.address:
-            ray.init(address=self.address, log_to_driver=True, runtime_env={"env_vars": QUIET_ENV})
+            ray.init(address=self.address, log_to_driver=True, runtime_env={"env_vars": worker_env()})
         else:
             tmp = Path(os.environ.get("ASSEMBLED_RAY_TMP", "/tmp/assembled-ray"))
             ray.init(
                 include_dashboard=False,
                 _temp_dir=str(tmp),
                 log_to_driver=False,
-                runtime_env={"env_vars": QUIET_ENV},
+                runtime_env={"env_vars": worker_env()},
             )
             self.local = True
         self.connected = True
@@ -87,20 +97,28 @@ class RayExecutor:
         from .trial import run_trial
         from .tune_lines import TrialLines
 
-        tuner = tune.Tuner(
-            tune.with_resources(run_trial, {k.lower(): v for k, v in resources.items()}),
-            param_space={"trial": tune.grid_search(specs)},
-            run_config=tune.RunConfig(
-                name=name,
-                storage_path=self.storage,
-                failure_config=tune.FailureConfig(max_failures=max_failures),
-                verbose=0,
-                callbacks=[TrialLines(copy.copy(tally) if tally else None, name.split("-")[0])],
-            ),
-            tune_config=tune.TuneConfig(reuse_actors=False),
-        )
+        try:
+            results = tune.Tuner(
+                tune.with_resources(run_trial, {k.lower(): v for k, v in resources.items()}),
+                param_space={"trial": tune.grid_search(specs)},
+                run_config=tune.RunConfig(
+                    name=name,
+                    storage_path=self.storage,
+                    failure_config=tune.FailureConfig(max_failures=max_failures),
+                    verbose=0,
+                    callbacks=[TrialLines(copy.copy(tally) if tally else None, name.split("-")[0])],
+                ),
+                tune_config=tune.TuneConfig(reuse_actors=False),
+            ).fit()
+        except Exception as e:
+            if self.shared:  # Tune itself raised: with an object store, that is where it writes
+                raise StorageError(
+                    f"Ray's storage {redact(self.storage)} failed ({_last_line(e)}); check {STORAGE_ENV}: the "
+                    "bucket exists, the endpoint answers, the credentials may write"
+                ) from e
+            raise
         outcomes: dict[str, Outcome] = {}
-        for res in tuner.fit():
+        for res in results:
             spec = (res.config or {}).get("trial")
             if spec is not None:
                 outcomes[spec.row] = outcome(spec, res.metrics or {}, _last_line(res.error) if res.error else None)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..evaluation.config import EvalConfig
+from ..tracking.health import failure_reason
 from ..training import TrainConfig
 
 FAIL_ONCE_ENV = "ASSEMBLED_FAIL_ONCE_AT_EPOCH"  # test hook: the worker process dies once at that epoch
@@ -118,17 +119,23 @@ def _start(spec: TrialSpec) -> None:
     retry_locked(lambda: c.set_tag(spec.run_id, "trial_started", str(int(time.time() * 1000))))
     if spec.workers > 1:
         retry_locked(lambda: c.set_tag(spec.run_id, "data_parallel_workers", str(spec.workers)))
-    try:
-        import ray
-
-        node = ray.get_runtime_context().get_node_id()
+    code = str(Path(__file__).resolve().parents[1])  # which install of the platform ran it
+    retry_locked(lambda: c.set_tag(spec.run_id, "code_path", code))
+    node = _ray_node()
+    if node:
         retry_locked(lambda: c.set_tag(spec.run_id, "ray.node", node))
-        code = str(Path(__file__).resolve().parents[1])  # which install of the platform ran it
-        retry_locked(lambda: c.set_tag(spec.run_id, "code_path", code))
-    except Exception:  # outside Ray (tests call trials directly): no node to name
-        pass
     if "failure_reason" in retry_locked(lambda: c.get_run(spec.run_id)).data.tags:
         retry_locked(lambda: c.delete_tag(spec.run_id, "failure_reason"))
+
+
+def _ray_node() -> str | None:
+    """The Ray node running this trial; None outside Ray (``--executor local``, tests). Asking an
+    uninitialised Ray for its runtime context would start a whole local Ray to answer."""
+    try:
+        import ray
+    except ImportError:
+        return None
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
 
 
 def _pruned(spec: TrialSpec, reason: str) -> None:
@@ -282,7 +289,7 @@ def _train(spec: TrialSpec, report: Callable[[dict], None], live: bool) -> None:
         report({"row": spec.row, "pruned": 1, "reason": str(e), "run_id": run.run_id})
         return
     except Exception as e:
-        reason = f"{type(e).__name__}: {e}"[:500]
+        reason = failure_reason(e, workdir)[:500]
         report({"row": spec.row, "failed": 1, "reason": reason, "run_id": run.run_id})
         return
     report({"row": spec.row, "finished": 1, "run_id": run.run_id, **result.metrics})
@@ -300,7 +307,7 @@ def _evaluate_only(spec: TrialSpec, cfg: TrainConfig, run, workdir: Path, after,
     except RETRYABLE:
         raise
     except Exception as e:
-        report({"row": spec.row, "failed": 1, "reason": f"{type(e).__name__}: {e}"[:500], "run_id": run.run_id})
+        report({"row": spec.row, "failed": 1, "reason": failure_reason(e, workdir)[:500], "run_id": run.run_id})
         return
     report({"row": spec.row, "finished": 1, "run_id": run.run_id, **metrics})
 

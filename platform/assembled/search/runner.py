@@ -25,6 +25,7 @@ from ..runner.driver import Driver, make_executor
 from ..runner.interrupts import interruptible, run_recorded
 from ..runner.progress import Tally
 from ..runner.trial import TrialSpec
+from ..tracking.health import check_writable
 from ..tracking.store import tracking_uri
 from .options import SearchOptions, search_plan
 from .record import SearchRecorder
@@ -93,6 +94,8 @@ def run_search(opts: SearchOptions, plan: Plan | None = None) -> SearchResult:
     plan = plan or search_plan(opts)
     objective = Objective.parse(opts.objective)
     space = choose_space(opts, plan)
+    runs_root = opts.workdir or Path.cwd() / "runs"
+    check_writable(runs_root, "the trials' checkpoints")  # before any store or study is touched
     uri = tracking_uri()
     teacher = dependency_run(plan, opts, uri, "teacher")
     backbone = dependency_run(plan, opts, uri, "backbone")
@@ -114,7 +117,7 @@ def run_search(opts: SearchOptions, plan: Plan | None = None) -> SearchResult:
         name, url, objective, make_sampler(opts.sampler, objective, opts.seed), make_pruner(pruner), identity
     )
     claim(study)
-    workdir = (opts.workdir or Path.cwd() / "runs") / f"search-{plan.experiment}" / name
+    workdir = runs_root / f"search-{plan.experiment}" / name
     tags = {
         "table": str(plan.table.table),
         "search_row": opts.row,

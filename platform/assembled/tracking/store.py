@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from .health import check_store
+
 if TYPE_CHECKING:  # imported where a client is made: finding the store (or its absence) needs no MLflow
     from mlflow.tracking import MlflowClient
 
@@ -65,11 +67,13 @@ KIND_TAG, CLASSIC_ML = "mlflow.experimentKind", "custom_model_development"
 
 
 def client(uri: str | None = None) -> MlflowClient:
-    """A client; its first use of a SQLite store in this process (which may create the schema)
-    happens under :func:`schema_lock`."""
+    """A client of a store this process can write (:func:`check_store`: else one line saying
+    why); its first use of a SQLite store in this process (which may create the schema) happens
+    under :func:`schema_lock`."""
     from mlflow.tracking import MlflowClient
 
     uri = uri or tracking_uri()
+    check_store(uri, write=True)
     if not uri.startswith("sqlite:///") or uri in _schema_ready:
         return MlflowClient(tracking_uri=uri)
     with schema_lock(uri):
@@ -90,6 +94,7 @@ def read_only_client(uri: str | None = None) -> MlflowClient | None:
     uri = uri or tracking_uri()
     if store_missing(uri):
         return None
+    check_store(uri, write=False)
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri)

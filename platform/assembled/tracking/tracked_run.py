@@ -22,6 +22,7 @@ from ..training import checkpoint as ckpt
 from ..training.stop import Stopped
 from .callback import MlflowCallback
 from .headline import DESCRIPTION_TAG, headline
+from .health import failure_reason
 from .provenance import provenance_tags
 from .store import client as make_client
 from .store import ensure_experiment, retry_locked, tracking_uri
@@ -110,7 +111,7 @@ def evaluate_tracked(
         retry_locked(lambda: c.set_tag(run.run_id, DESCRIPTION_TAG, headline(final)))
     except BaseException as e:
         status = "KILLED" if isinstance(e, KeyboardInterrupt | SystemExit) else "FAILED"
-        finish_run(run, status, f"{type(e).__name__}: {e}\n" + traceback.format_exc(limit=5))
+        finish_run(run, status, failure_reason(e, Path(checkpoint).parent) + "\n" + traceback.format_exc(limit=5))
         raise
     finish_run(run)
     return final
@@ -148,7 +149,7 @@ def train_tracked(
         retry_locked(lambda: c.log_text(run.run_id, json.dumps(result.history, indent=1), "history.json"))
     except BaseException as e:
         if finish:
-            reason = f"{type(e).__name__}: {e}"
+            reason = failure_reason(e, workdir)
             # Ctrl-C, and Ray ending a worker (SystemExit) on an interrupted driver, are kills
             # (a callback that stops training on purpose, e.g. an Optuna pruner, too)
             status = "KILLED" if isinstance(e, KeyboardInterrupt | SystemExit | Stopped) else "FAILED"

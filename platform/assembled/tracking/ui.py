@@ -55,6 +55,7 @@ def server_env(uri: str, jobs: bool) -> dict[str, str]:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
+    from .health import check_store
     from .store import store_missing, tracking_uri
 
     uri = tracking_uri()
@@ -63,6 +64,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
         return 0
     if store_missing(uri):
         print(f"note: {uri} does not exist yet; the UI starts empty until a run is logged there", file=sys.stderr)
+    else:
+        check_store(uri, write=False)  # MLflow's server would log a traceback per request instead
     cmd = server_command(args.host, args.port, Path(args.artifacts).resolve())
     url = experiment_url(f"http://{args.host}:{args.port}")
     print(f"MLflow UI for {redact(uri)}\n  -> {url}  (Ctrl-C stops it)", flush=True)
