@@ -37,7 +37,7 @@ install-browser:
 # one test file per worker, then the tests that stop every Ray process (`serial`) alone.
 # pytest's exit code 5 (nothing collected) is a failure, not a pass.
 test: install
-	$(BIN)/pytest -q -n 2 --dist loadfile -m "not serial"; rc=$$?; \
+	$(BIN)/pytest -q -n 2 --dist loadfile -m "not serial" --durations=15; rc=$$?; \
 	$(BIN)/pytest -q -m serial; rc2=$$?; \
 	if [ $$rc -eq 5 ] || [ $$rc2 -eq 5 ]; then echo "no tests collected" >&2; exit 1; fi; \
 	if [ $$rc -ne 0 ]; then exit $$rc; fi; exit $$rc2
