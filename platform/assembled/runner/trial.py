@@ -81,11 +81,10 @@ class _Report:
 def _die_once(spec: TrialSpec) -> None:
     """The test hook: the worker process dies, once per run (remembered by the run itself, so a
     retry on another node does not die again)."""
-    from ..tracking.store import client, retry_locked
+    from ..tracking import trial_run
 
-    c = client(spec.uri)
-    if "fault_injected" not in retry_locked(lambda: c.get_run(spec.run_id)).data.tags:
-        retry_locked(lambda: c.set_tag(spec.run_id, "fault_injected", "1"))
+    if not trial_run.has_tag(spec.uri, spec.run_id, "fault_injected"):
+        trial_run.set_tag(spec.uri, spec.run_id, "fault_injected", "1")
         os._exit(3)
 
 
@@ -111,21 +110,18 @@ def _start(spec: TrialSpec) -> None:
     """RUNNING, without the failure reason of an earlier attempt of this run."""
     import time
 
-    from ..tracking.store import client, retry_locked
+    from ..tracking import trial_run
 
-    c = client(spec.uri)
-    retry_locked(lambda: c.update_run(spec.run_id, status="RUNNING"))
-    # when it left the queue: what `assembled plan` estimates durations from
-    retry_locked(lambda: c.set_tag(spec.run_id, "trial_started", str(int(time.time() * 1000))))
+    tags = {
+        "trial_started": str(int(time.time() * 1000)),  # when it left the queue: what `plan` estimates from
+        "code_path": str(Path(__file__).resolve().parents[1]),  # which install of the platform ran it
+    }
     if spec.workers > 1:
-        retry_locked(lambda: c.set_tag(spec.run_id, "data_parallel_workers", str(spec.workers)))
-    code = str(Path(__file__).resolve().parents[1])  # which install of the platform ran it
-    retry_locked(lambda: c.set_tag(spec.run_id, "code_path", code))
+        tags["data_parallel_workers"] = str(spec.workers)
     node = _ray_node()
     if node:
-        retry_locked(lambda: c.set_tag(spec.run_id, "ray.node", node))
-    if "failure_reason" in retry_locked(lambda: c.get_run(spec.run_id)).data.tags:
-        retry_locked(lambda: c.delete_tag(spec.run_id, "failure_reason"))
+        tags["ray.node"] = node
+    trial_run.mark_started(spec.uri, spec.run_id, tags)
 
 
 def _ray_node() -> str | None:
@@ -139,9 +135,9 @@ def _ray_node() -> str | None:
 
 
 def _pruned(spec: TrialSpec, reason: str) -> None:
-    from ..tracking.store import client, retry_locked
+    from ..tracking import trial_run
 
-    retry_locked(lambda: client(spec.uri).set_tag(spec.run_id, "optuna.state", "PRUNED"))
+    trial_run.set_tag(spec.uri, spec.run_id, "optuna.state", "PRUNED")
 
 
 def _fetch_checkpoint(spec: TrialSpec, workdir: Path) -> None:
@@ -150,22 +146,19 @@ def _fetch_checkpoint(spec: TrialSpec, workdir: Path) -> None:
     (tag ``checkpoint_epoch``) when it is newer than any local one."""
     import torch
 
-    from ..tracking.callback import CHECKPOINT_EPOCH
-    from ..tracking.store import client, retry_locked
+    from ..tracking import trial_run
     from ..training.checkpoint import LAST
 
-    c = client(spec.uri)
-    stored = retry_locked(lambda: c.get_run(spec.run_id)).data.tags.get(CHECKPOINT_EPOCH)
+    stored = trial_run.stored_checkpoint_epoch(spec.uri, spec.run_id)
     local = workdir / LAST
     if local.exists():
         if stored is None:
             return
         state = torch.load(local, map_location="cpu", weights_only=True)
-        if int(state.get("epoch", -1)) + 1 >= int(stored):
+        if int(state.get("epoch", -1)) + 1 >= stored:
             return
-    names = {a.path for a in retry_locked(lambda: c.list_artifacts(spec.run_id, "checkpoint"))}
-    if f"checkpoint/{LAST}" in names:
-        got = Path(c.download_artifacts(spec.run_id, f"checkpoint/{LAST}", str(workdir)))
+    got = trial_run.download_checkpoint(spec.uri, spec.run_id, LAST, workdir)
+    if got is not None:
         got.replace(local)
 
 
@@ -204,27 +197,13 @@ def _prepare(spec: TrialSpec, rank: int) -> tuple[TrainConfig, Path]:
         logits, _ = ensure_logits(client(spec.uri), spec.teacher_run, cfg, workdir.parent / "teacher_logits")
         cfg = cfg.model_copy(update={"reg": cfg.reg.model_copy(update={"teacher_logits": str(logits)})})
     if spec.backbone_run and cfg.transfer is not None:
-        from ..tracking.store import client, retry_locked
+        from ..tracking import trial_run
 
         # the run it fine-tunes (tag backbone_hash, set with the run, is that run's config hash)
-        retry_locked(lambda: client(spec.uri).set_tag(spec.run_id, "backbone_run", spec.backbone_run))
-        weights = _fetch_final(spec.uri, spec.backbone_run, workdir.parent / "backbones")
+        trial_run.set_tag(spec.uri, spec.run_id, "backbone_run", spec.backbone_run)
+        weights = trial_run.download_final(spec.uri, spec.backbone_run, workdir.parent / "backbones")
         cfg = cfg.model_copy(update={"transfer": cfg.transfer.model_copy(update={"checkpoint": str(weights)})})
     return cfg, workdir
-
-
-def _fetch_final(uri: str, run_id: str, cache: Path) -> Path:
-    """A finished run's final checkpoint (a backbone, or the weights an evaluation-only unit
-    evaluates), downloaded once per node (a file per run id)."""
-    from ..tracking.store import client
-
-    local = cache / f"{run_id}.pt"
-    if not local.exists():
-        tmp = cache / f"{run_id}.tmp"
-        tmp.mkdir(parents=True, exist_ok=True)
-        got = Path(client(uri).download_artifacts(run_id, "checkpoint/last.pt", str(tmp)))
-        got.replace(local)
-    return local
 
 
 class _Prune:
@@ -298,11 +277,11 @@ def _train(spec: TrialSpec, report: Callable[[dict], None], live: bool) -> None:
 def _evaluate_only(spec: TrialSpec, cfg: TrainConfig, run, workdir: Path, after, report) -> None:
     """A unit whose weights another unit trained (only the evaluation crop differs): evaluate
     that run's final checkpoint into this unit's run."""
-    from ..tracking import evaluate_tracked
+    from ..tracking import evaluate_tracked, trial_run
 
     assert spec.trained_run is not None
     try:
-        weights = _fetch_final(spec.uri, spec.trained_run, workdir.parent / "trained")
+        weights = trial_run.download_final(spec.uri, spec.trained_run, workdir.parent / "trained")
         metrics = evaluate_tracked(cfg, run, weights, after, spec.trained_run)
     except RETRYABLE:
         raise
