@@ -10,6 +10,7 @@ import math
 import pandas as pd
 import plotly.offline
 
+from assembled.ablation.report import gain_method
 from assembled.ablation.summary import agreement as summary_agreement
 
 from . import figures
@@ -223,7 +224,7 @@ def table_page(data: TableData) -> str:
     )
     agreement = summary_agreement(df)
     verdicts = (
-        "<p class='note'>Gains are mean differences over seeds with a 95% Welch interval; <b>cannot tell</b> means "
+        f"<p class='note'>Gains: {html.escape(gain_method(df))}; <b>cannot tell</b> means "
         "the interval spans 0 at this budget. "
         + (
             f"Sign agreement with the paper: {html.escape('; '.join(f'{k} {v}' for k, v in agreement.items()))}."

@@ -12,7 +12,19 @@ from scipy import stats as scipy_stats
 
 from assembled.ablation.plan import build_plan
 from assembled.ablation.report import latex, markdown, results_cells, terminal, text
-from assembled.ablation.stats import HELPS, HURTS, SINGLE, UNSURE, Gain, paired, sign_agreement, spread, welch
+from assembled.ablation.stats import (
+    HELPS,
+    HURTS,
+    PAIRED,
+    SINGLE,
+    UNSURE,
+    WELCH,
+    Gain,
+    paired,
+    sign_agreement,
+    spread,
+    welch,
+)
 from assembled.ablation.summary import agreement, build_summary, comparisons, health_flags
 from assembled.ablation.units import REPEAT_SEED_STEP, unit_key
 
@@ -159,6 +171,27 @@ def test_paired_gain_is_scipys_paired_t_interval():
     # unpaired, the seeds' spread (1.5 points) swamps the 1.2-point step; paired it is resolved
     assert welch(list(new.values()), list(old.values()), True).verdict == UNSURE
     assert paired({0: 1.0}, {0: 0.5}, True).verdict == SINGLE
+
+
+def test_rows_trained_with_the_same_seeds_are_judged_seed_by_seed():
+    # each seed moves both rows (as a seed's data order does): the per-seed step is +1.0 +- 0.1,
+    # the seeds' own spread 3 points; unpaired the step is lost in it, paired it is resolved
+    a, b = [60.0, 63.0, 66.0, 69.0], [61.1, 63.9, 67.0, 70.1]
+    units = _units({"R": [90, 91, 92, 93], "A": a, "B": b, "C": [60, 75, 90, 70], "D": [71, 72, 73, 74]})
+    units["seed"] = [str(42 + 10_007 * int(u.partition("@")[2] or 0)) for u in units["unit"]]
+    s = build_summary(_manifest("stacked"), units).set_index("row")
+    ref = scipy_stats.ttest_rel(b, a).confidence_interval(0.95)
+    assert s.loc["B", "top1_test"] == PAIRED and s.loc["B", "top1_verdict"] == HELPS
+    assert (s.loc["B", "d_top1_lo"], s.loc["B", "d_top1_hi"]) == (pytest.approx(ref.low), pytest.approx(ref.high))
+    assert welch(b, a, True).verdict == UNSURE
+    assert "compared seed by seed" in terminal(_manifest("stacked"), s.reset_index(), {})
+    # seeds that differ between the rows (one reused from a table run with another seed): Welch
+    units.loc[units["row"] == "A", "seed"] = ["7", "8", "9", "10"]
+    s = build_summary(_manifest("stacked"), units).set_index("row")
+    assert s.loc["B", "top1_test"] == WELCH and s.loc["B", "top1_verdict"] == UNSURE
+    assert s.loc["C", "top1_test"] == PAIRED  # C and B still share theirs
+    out = terminal(_manifest("stacked"), s.reset_index(), {})
+    assert "B (no shared seeds): mean difference over seeds with a 95% Welch interval" in out, out
 
 
 def test_rows_that_share_training_and_rows_near_chance_are_judged_as_such():

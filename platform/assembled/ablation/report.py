@@ -14,7 +14,7 @@ import sys
 
 import pandas as pd
 
-from .stats import SINGLE
+from .stats import SINGLE, WELCH
 
 LABELS = {"top1": "top-1", "mce": "mCE", "mfr": "mFR", "recall_at_1": "R@1", "throughput": "img/s"}
 
@@ -110,6 +110,27 @@ def gain_cells(summary: pd.DataFrame) -> list[dict[str, str]]:
     return out
 
 
+def gain_method(summary: pd.DataFrame) -> str:
+    """How the top-line gains were judged: seed by seed where both rows trained the same seeds,
+    else as a difference of means (the rows that were are named)."""
+    paired_text = (
+        "rows trained with the same seeds are compared seed by seed (mean of the per-seed differences, "
+        "95% t interval with n-1 degrees of freedom: a seed fixes the data order, augmentation and "
+        "initial weights, so rows move together over seeds)"
+    )
+    welch_text = "mean difference over seeds with a 95% Welch interval"
+    tests = summary.get("top1_test", summary.get("recall_at_1_test"))
+    if tests is None:
+        return welch_text
+    judged = summary[tests.notna()]
+    welch_rows = [str(r) for r, t in zip(judged["row"], tests[tests.notna()], strict=True) if t == WELCH]
+    if not welch_rows:
+        return paired_text
+    if len(welch_rows) == len(judged):
+        return welch_text
+    return f"{paired_text}; {', '.join(welch_rows)} (no shared seeds): {welch_text}"
+
+
 def notes(manifest: dict, summary: pd.DataFrame, agreement: dict[str, str]) -> list[str]:
     kind = manifest.get("kind", "alternatives")
     how = "each row vs the row it adds to" if kind == "stacked" else f"each row vs {manifest.get('baseline')}"
@@ -118,7 +139,7 @@ def notes(manifest: dict, summary: pd.DataFrame, agreement: dict[str, str]) -> l
     lines = []
     if "vs" in summary and summary["vs"].notna().any():
         lines.append(
-            f"Gains: {how}; mean difference over seeds with a 95% Welch interval. "
+            f"Gains: {how}; {gain_method(summary)}. "
             "'cannot tell' = the interval spans 0 at this budget (more seeds or epochs may resolve it)."
         )
     verdicts = summary["top1_verdict"].dropna().astype(str) if "top1_verdict" in summary else pd.Series([])

@@ -1,5 +1,9 @@
 """Repeats into judgements: a metric over a row's seeds as mean, std and n, and the gain of one
-row over another as a difference of means with a 95% Welch interval and a verdict.
+row over another with a 95% interval and a verdict.
+
+Rows trained with the same seeds are compared seed by seed (``paired``: the mean of the
+per-seed differences, t with n - 1 degrees of freedom), the rest by a difference of means with
+Welch's t.
 
 Welch's t (unequal variances, Welch-Satterthwaite degrees of freedom) because rows differ in
 how noisy they are (KD and Mixup rows vary less than the baseline on the toy profiles) and
@@ -26,6 +30,7 @@ HIGHER_IS_BETTER = {
 }
 HELPS, HURTS, UNSURE, SINGLE, MISSING = "helps", "hurts", "cannot tell", "cannot tell (n=1)", "-"
 LEVEL = 0.95
+PAIRED, WELCH = "paired by seed", "Welch"  # which interval a gain was judged with
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,7 @@ def _check_server(uri: str) -> None:
         "MLFLOW_TRACKING_URI to a server that runs"
     )
 
+
 def check_writable(folder: Path, what: str) -> None:
     """Raise :class:`StorageError` unless ``folder`` (or, before it exists, the folder it would be
     made in) can be written: checkpoints and summaries go there, and finding out after the
@@ -109,9 +110,7 @@ def check_writable(folder: Path, what: str) -> None:
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise StorageError(
-            f"cannot write {what} to {folder}: {probe} is read-only; run from a writable folder"
-        )
+        raise StorageError(f"cannot write {what} to {folder}: {probe} is read-only; run from a writable folder")
 
 
 _DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT}
