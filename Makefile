@@ -12,7 +12,7 @@ FORMAT ?= text
 DATA_FLAG := $(if $(DATA),--data $(DATA),)
 REPEATS_FLAG := $(if $(REPEATS),--repeats $(REPEATS),)
 
-.PHONY: install lock install-browser test test-fast lint ablation report search optuna-ui ui dashboard benchmarks clean
+.PHONY: install lock install-browser install-s3 test test-fast lint ablation report search optuna-ui ui dashboard benchmarks clean
 
 install: $(BIN)/assembled
 
@@ -32,6 +32,12 @@ lock: install
 install-browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
+
+# Ceph's radosgw on a one-OSD in-memory cluster: the real S3 server the S3 tests start (tests/ceph.py)
+install-s3:
+	@command -v radosgw >/dev/null && command -v ceph-mon >/dev/null && command -v ceph-osd >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    radosgw ceph-mon ceph-osd ceph-common)
 
 # The whole suite: two pytest workers (most slow tests wait on servers, Ray and subprocesses),
 # one test file per worker, then the tests that stop every Ray process (`serial`) alone.

@@ -8,37 +8,18 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
 from . import postgres
-from .browser import free_port
 from .conftest import cli
-from .services import wait_for_http
+from .services import mlflow_server
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(postgres.missing() is not None, reason=f"no PostgreSQL server: {postgres.missing()}"),
 ]
-
-
-def _mlflow_server(backend: str, artifacts: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    log = open(artifacts.parent / "mlflow-server.log", "w")  # a pipe nobody reads would fill and block it
-    exe = Path(sys.executable).parent / "mlflow"
-    env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": backend, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    server = subprocess.Popen(
-        [str(exe), "server", "--serve-artifacts", "--artifacts-destination", str(artifacts), "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    uri = f"http://127.0.0.1:{port}"
-    wait_for_http(f"{uri}/health", server, f"mlflow server (log: {log.name})", seconds=300)  # migrations
-    return server, uri
 
 
 def test_tracking_and_studies_on_postgresql(tmp_path, monkeypatch):
@@ -48,7 +29,7 @@ def test_tracking_and_studies_on_postgresql(tmp_path, monkeypatch):
         backend = postgres.create_database(url, "mlflow")
         storage = postgres.create_database(url, "optuna")
         assert backend.startswith("postgresql://") and "+" not in backend.split("://")[0]
-        server, uri = _mlflow_server(backend, tmp_path / "artifacts")
+        server, uri = mlflow_server(backend, tmp_path / "artifacts", tmp_path)
         try:
             secret = "tr4ck1ng-pw"  # the server has no auth and ignores it: what matters is where it shows
             env = {"MLFLOW_TRACKING_URI": uri.replace("http://", f"http://user:{secret}@")}

@@ -12,11 +12,14 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
+from . import ceph
 from .browser import free_port
 from .conftest import cli
 from .services import wait_for_http
@@ -124,29 +127,42 @@ def test_a_full_disk_fails_every_run_truthfully_and_the_next_run_resumes(tmp_pat
     assert {x.info.run_id for x in rows} <= {x.info.run_id for x in runs}  # the same runs, continued
 
 
-@pytest.mark.slow
-def test_ray_storage_that_fails_is_one_line_and_every_run_failed(tmp_path):
-    """Tune's storage on an S3 endpoint (moto's real HTTP server) whose bucket does not exist:
-    the invocation ends in one line naming the storage and what to check, and no run it created
-    is left SCHEDULED or RUNNING."""
+@contextmanager
+def _s3_server(kind: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """An S3 endpoint (host:port) and a client's credentials: moto's HTTP server, or Ceph's radosgw
+    (a real S3 server, stricter than moto; see tests/ceph.py)."""
+    if kind == "radosgw":
+        with ceph.radosgw() as gw:
+            yield gw.host_port, gw.env()
+        return
     port = free_port()
-    ray_tmp = tempfile.mkdtemp(prefix="ar", dir="/tmp")  # Ray's socket paths must stay under 107 bytes
     moto = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     try:
         wait_for_http(f"http://127.0.0.1:{port}/", moto, "moto_server")
-        env = {
-            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-            "ASSEMBLED_RAY_TMP": ray_tmp,
-            "ASSEMBLED_RAY_STORAGE": f"s3://no-such-bucket/runs?endpoint_override=127.0.0.1:{port}&scheme=http",
-            "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
-        r = cli("ablation", "6", "--profile", "smoke", "--rows", "T0", "T1", cwd=tmp_path, env=env)
+        yield f"127.0.0.1:{port}", {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                                    "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
     finally:
         moto.terminate()
         moto.wait(timeout=30)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("server", ["moto", pytest.param("radosgw", marks=ceph.NEEDED)])
+def test_ray_storage_that_fails_is_one_line_and_every_run_failed(tmp_path, server):
+    """Tune's storage on an S3 endpoint whose bucket does not exist: the invocation ends in one
+    line naming the storage and what to check, and no run it created is left SCHEDULED or RUNNING."""
+    ray_tmp = tempfile.mkdtemp(prefix="ar", dir="/tmp")  # Ray's socket paths must stay under 107 bytes
+    try:
+        with _s3_server(server) as (endpoint, creds):
+            env = {
+                **creds,
+                "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+                "ASSEMBLED_RAY_TMP": ray_tmp,
+                "ASSEMBLED_RAY_STORAGE": f"s3://no-such-bucket/runs?endpoint_override={endpoint}&scheme=http",
+            }
+            r = cli("ablation", "6", "--profile", "smoke", "--rows", "T0", "T1", cwd=tmp_path, env=env)
+    finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
     _one_line_error(r, "Ray's storage s3://no-such-bucket/runs", "ASSEMBLED_RAY_STORAGE")
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
