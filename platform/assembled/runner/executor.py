@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -44,6 +45,20 @@ def worker_env() -> dict[str, str]:
     return {**QUIET_ENV, **s3_compat.apply()}
 
 
+TOKEN = secrets.token_hex(32)  # one per process: Ray's driver caches the token it first read
+
+
+def require_token() -> None:
+    """A token of this process's own for a local Ray it starts. Ray 2.60 binds its GCS, raylet
+    and worker ports to every interface (no setting narrows that; measured with ``ss -ltn``) and
+    protects a new local Ray with one token per user, ``~/.ray/auth_token`` (mode 0644: readable by
+    every local user, shared by every Ray this user starts). Set in the environment before
+    ``ray.init`` (never on a command line), a random token replaces it: only this process and the
+    workers it starts hold it, so nobody else who reaches a port can join or submit work (Ray
+    turns ``RAY_AUTH_MODE`` to token itself). A ``RAY_AUTH_TOKEN`` the user set wins."""
+    os.environ.setdefault("RAY_AUTH_TOKEN", TOKEN)
+
+
 class RayExecutor:
     def __init__(self, address: str | None, storage: Path, name: str = "") -> None:
         """``storage``: Tune's experiment folder on this machine, unless ``ASSEMBLED_RAY_STORAGE``
@@ -67,6 +82,7 @@ class RayExecutor:
             ray.init(address=self.address, log_to_driver=True, runtime_env={"env_vars": worker_env()})
         else:
             tmp = Path(os.environ.get("ASSEMBLED_RAY_TMP", "/tmp/assembled-ray"))
+            require_token()
             ray.init(
                 include_dashboard=False,
                 _temp_dir=str(tmp),
