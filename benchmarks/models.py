@@ -22,7 +22,8 @@ from assembled.evaluation.throughput import measure_throughput  # noqa: E402
 from assembled.models import build_model  # noqa: E402
 from assembled.training import resolve_device  # noqa: E402
 
-TIMM = {"E1": "resnet50d", "E6": "skresnet50d", "E10": "resnetblur50d"}  # nearest timm models, where they exist
+# timm's nearest models, where they exist
+TIMM = {"E0": "resnet50", "E1": "resnet50d", "E6": "skresnet50d", "E10": "resnetblur50d"}
 PAPER_R50 = 536.0
 
 

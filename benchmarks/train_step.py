@@ -2,6 +2,7 @@
 forward + backward + SGD step loop on the same model, batch, data and device, in one process.
 
     python benchmarks/train_step.py [--model resnet50d_sk] [--size 64] [--batch 64] [--steps 30]
+                                    [--data ../shared/data/cifar10]
 
 Prints both figures and their ratio (goal >= 0.9 on a GPU). The bare loop uses the same
 channels_last / bf16 autocast choices as the trainer on that device.
@@ -60,7 +61,12 @@ def pipeline_only(cfg: TrainConfig, steps: int, dev: torch.device) -> float:
     from assembled.data.loaders import loader_for
     from assembled.data.transforms import to_model_input
 
-    loader = loader_for(train_dataset(cfg.data), cfg.optim.batch_size, True, cfg.data.num_workers)
+    if cfg.data.pipeline == "device":
+        from assembled.data.device_batches import DeviceBatches
+
+        loader = DeviceBatches(train_dataset(cfg.data), cfg.data, dev, seed=0).epoch(0, cfg.optim.batch_size, steps + 3)
+    else:
+        loader = loader_for(train_dataset(cfg.data), cfg.optim.batch_size, True, cfg.data.num_workers)
     seen, t0 = 0, None
     for i, (x, _, _) in enumerate(loader):
         to_model_input(x, dev)
@@ -83,6 +89,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=None)
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--data", default=None, help="image folder held in memory (default: synthetic)")
     args = p.parse_args()
     dev = resolve_device("auto")
     gpu = dev.type == "cuda"
@@ -91,25 +98,21 @@ def main() -> None:
     width = args.width or (64 if gpu else 16)
     workers = args.workers if args.workers is not None else (6 if gpu else 0)
     model = {"name": args.model, "width": width}
-    # enough synthetic images for warm-up epoch + measured epoch of `steps` steps
+    # enough images for warm-up epoch + measured epoch of `steps` steps
     n = batch * args.steps
+    if args.data:  # real images held on the device, cropped to `size` there: data from memory
+        data = {"kind": "folder", "path": args.data, "pipeline": "device", "epoch_size": n, "image_size": size,
+                "val_limit_per_class": max(1, batch // 10)}  # fmt: skip
+    else:  # synthetic scenes rendered once on the CPU (slow at 224 px: ~9 img/s a core)
+        data = {"train_size": n, "val_size": batch, "source_size": size, "image_size": size, "num_workers": workers}
     cfg = TrainConfig.model_validate(
-        {
-            "model": model,
-            "data": {
-                "train_size": n,
-                "val_size": batch,
-                "source_size": size,
-                "image_size": size,
-                "num_workers": workers,
-            },
-            "optim": {"epochs": 2, "batch_size": batch, "warmup_epochs": 0},
-        }
+        {"model": model, "data": data, "optim": {"epochs": 2, "batch_size": batch, "warmup_epochs": 0}}
     )
     trainer = Trainer(cfg, tempfile.mkdtemp(), progress=False)
     torch.manual_seed(0)
     result = trainer.fit()
     trainer_ips = result.history[-1]["train_images_per_s"]  # second epoch: warm
+    peak = torch.cuda.max_memory_allocated() / 2**30 if gpu else None
     bare_ips = bare_loop(cfg, args.steps, dev, trainer.amp, trainer.channels_last)
     name = torch.cuda.get_device_name() if gpu else f"CPU ({torch.get_num_threads()} threads)"
     print(
@@ -119,8 +122,11 @@ def main() -> None:
     print(f"trainer   : {trainer_ips:9.1f} images/s (includes data loading + augmentation)")
     print(f"bare loop : {bare_ips:9.1f} images/s (pre-made tensor batch)")
     pipe_ips = pipeline_only(cfg, args.steps, dev)
-    print(f"data only : {pipe_ips:9.1f} images/s (loader -> uint8 -> normalised on the device, {workers} workers)")
+    path = "device batches" if cfg.data.pipeline == "device" else f"loader, {workers} workers"
+    print(f"data only : {pipe_ips:9.1f} images/s ({path} -> normalised on the device)")
     print(f"ratio trainer/bare: {trainer_ips / bare_ips:.3f}")
+    if peak is not None:
+        print(f"peak memory (trainer): {peak:.2f} GiB")
 
 
 if __name__ == "__main__":
