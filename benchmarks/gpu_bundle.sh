@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 mkdir -p .gpu/wheels .gpu/cifar10
 pins=()
-for name in pydantic pydantic_core annotated-types typing-inspection typing_extensions; do
+for name in pydantic pydantic_core annotated-types typing-inspection typing_extensions tqdm; do
   pins+=("$(grep -i -E "^${name//[-_]/[-_]}==" requirements.lock)")
 done
 "$PY" -m pip download -q --only-binary=:all: --no-deps --python-version 3.12 --implementation cp \
@@ -18,4 +18,5 @@ src=${CIFAR:-../shared/data/cifar10}
 if [ -d "$src" ]; then
   cp -u "$src"/*.tar.gz .gpu/cifar10/ 2>/dev/null || cp -ru "$src"/train "$src"/test .gpu/cifar10/
 fi
-du -sh .gpu/wheels .gpu/cifar10
+rm -rf .gpu/cifar10/.assembled-cache  # a decoded cache (~176 MB) would not fit the 64-MiB carry
+du -sh .gpu
