@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..identity import NEVER, UNLESS_DEFAULT, only_with
+
 IN_MEMORY = ("synthetic", "cifar", "folder")  # kinds whose images can sit in one uint8 tensor
 
 
@@ -32,12 +34,17 @@ class DataConfig(BaseModel):
     )
     split: Literal["standard", "zero_shot"] = Field(
         "standard",
+        json_schema_extra=UNLESS_DEFAULT,
         description="zero_shot (image retrieval): the first half of the classes train, the second half is query and "
         "gallery (Song et al.)",
     )
-    fine_grained: bool = Field(False, description="synthetic only: many similar classes (one shape family)")
+    fine_grained: bool = Field(
+        False, description="synthetic only: many similar classes (one shape family)", json_schema_extra=UNLESS_DEFAULT
+    )
     preprocessing: Literal["imagenet", "reid"] = Field(
-        "imagenet", description="reid: the official retrieval preprocessing (square resizes, no centre crop)"
+        "imagenet",
+        description="reid: the official retrieval preprocessing (square resizes, no centre crop)",
+        json_schema_extra=UNLESS_DEFAULT,
     )
     num_classes: int = Field(10, ge=2, description="synthetic only; real data counts its class folders")
     train_size: int = Field(5000, ge=1, description="synthetic images per epoch")
@@ -49,26 +56,32 @@ class DataConfig(BaseModel):
     autoaugment: bool = False
     autoaugment_policy: Literal["official", "good", "torchvision"] = Field(
         "official",
+        json_schema_extra=only_with("autoaugment"),
         description="official: the Assemble-ResNet code's ImageNet policy; good: its 95 CIFAR-10 sub-policies (FGVC "
         "fine-tuning); torchvision: v2.AutoAugment(IMAGENET)",
     )
     cache: bool = Field(
         False,
+        json_schema_extra=NEVER,  # the decoded cache holds the very pixels the loader would read
         description="folder only: decode the split once into a uint8 array cache reused by every run (images of one "
         "size, e.g. CIFAR); a folder holding only *train.tar.gz / *test.tar.gz archives is always read this way",
     )
     pipeline: Literal["loader", "device"] = Field(
         "loader",
+        json_schema_extra=UNLESS_DEFAULT,
         description="loader: per-image transforms in DataLoader workers; device: the dataset held in memory on the "
         "training device, cropped, flipped and AutoAugmented in batches there (in-memory data: synthetic, cifar, a "
         "folder through the decoded cache)",
     )
     epoch_size: int | None = Field(
-        None, ge=1, description="images per epoch: a fresh random subset of the train split each epoch (default: all)"
+        None,
+        ge=1,
+        description="images per epoch: a fresh random subset of the train split each epoch (default: all)",
+        json_schema_extra=UNLESS_DEFAULT,
     )
     limit_per_class: int | None = Field(None, ge=1, description="folder only: first N images per class (quick runs)")
     val_limit_per_class: int | None = Field(None, ge=1)
-    num_workers: int = Field(0, ge=0)
+    num_workers: int = Field(0, ge=0, json_schema_extra=NEVER)
     seed: int = 0
 
     @model_validator(mode="after")

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..data.config import DataConfig
+from ..identity import NEVER, UNLESS_DEFAULT, identity
 from ..models.config import ModelConfig
 from ..models.names import resolve_config
 
@@ -29,6 +30,7 @@ class OptimConfig(BaseModel):
     weight_decay: float = Field(1e-4, ge=0)
     decay_fc_bias: bool = Field(
         False,
+        json_schema_extra=UNLESS_DEFAULT,
         description="decay the classifier's bias too, as the official code (its rule: everything but BN); "
         "off: biases and BN excluded (Goyal et al. 2017)",
     )
@@ -52,10 +54,16 @@ class RegConfig(BaseModel):
     mixup_type: Literal[1, 2] = 1
     dropblock_keep_prob: float = Field(0.9, gt=0, le=1, description="final keep_prob of the linear 1.0 -> kp schedule")
     dropblock_start_keep_prob: float = Field(
-        1.0, gt=0, le=1, description="first keep_prob of the schedule (fine-tuning: 0.9, as the FGVC script)"
+        1.0,
+        gt=0,
+        le=1,
+        description="first keep_prob of the schedule (fine-tuning: 0.9, as the FGVC script)",
+        json_schema_extra=UNLESS_DEFAULT,
     )
     kd_temperature: float = Field(0.0, ge=0, description="0 disables distillation")
-    teacher_logits: str | None = Field(None, description="path of cached teacher logits (.pt) for KD")
+    teacher_logits: str | None = Field(
+        None, description="path of cached teacher logits (.pt) for KD", json_schema_extra=NEVER
+    )  # a local cache path; the temperature and the teacher's identity stay in
     teacher: str | None = Field(None, description="identity of the teacher (its config hash): part of this run's")
 
 
@@ -80,7 +88,9 @@ class TransferConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     backbone: str = Field(description="identity of the backbone: its run's config hash or its checkpoint's sha256")
-    checkpoint: str | None = Field(None, description="local checkpoint path, filled in when the trial starts")
+    checkpoint: str | None = Field(
+        None, description="local checkpoint path, filled in when the trial starts", json_schema_extra=NEVER
+    )
     bn_stats: Literal["reset", "keep"] = Field("reset", description="reset: as the official fine-tuning")
     bn_momentum: Literal["auto"] | float | None = Field(
         "auto",
@@ -97,17 +107,25 @@ class TrainConfig(BaseModel):
     optim: OptimConfig = OptimConfig()
     reg: RegConfig = RegConfig()
     seed: int = 0
-    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N", json_schema_extra=NEVER)
     amp: bool | None = Field(None, description="mixed precision (autocast); default on for CUDA")
     amp_dtype: Literal["bf16", "fp16"] = Field(
-        "bf16", description="fp16 (with a gradient scaler) for GPUs without bf16, e.g. the paper's P40 / V100"
+        "bf16",
+        description="fp16 (with a gradient scaler) for GPUs without bf16, e.g. the paper's P40 / V100",
+        json_schema_extra=UNLESS_DEFAULT,
     )
     channels_last: bool | None = Field(None, description="default on for CUDA")
-    eval_every: int = Field(1, ge=1)
-    threads: int | None = Field(None, ge=1, description="torch intra-op threads on CPU")
-    sync_bn: bool = Field(False, description="data-parallel trials: BatchNorm statistics over the global batch")
-    head: HeadConfig = HeadConfig()
-    transfer: TransferConfig | None = Field(None, description="fine-tune from a trained backbone")
+    eval_every: int = Field(1, ge=1, json_schema_extra=NEVER)
+    threads: int | None = Field(None, ge=1, description="torch intra-op threads on CPU", json_schema_extra=NEVER)
+    sync_bn: bool = Field(
+        False,
+        description="data-parallel trials: BatchNorm statistics over the global batch",
+        json_schema_extra=UNLESS_DEFAULT,
+    )
+    head: HeadConfig = Field(HeadConfig(), json_schema_extra=UNLESS_DEFAULT)
+    transfer: TransferConfig | None = Field(
+        None, description="fine-tune from a trained backbone", json_schema_extra=UNLESS_DEFAULT
+    )
 
     @field_validator("model")
     @classmethod
@@ -148,45 +166,15 @@ class TrainConfig(BaseModel):
         return _digest(d)
 
     def _identity(self) -> dict[str, Any]:
-        d = self.model_dump(mode="json", exclude={"device", "threads", "eval_every"})
+        """The fields the schema marks as identity (``identity.py``), the model by its resolved
+        config (a name and the dict it stands for are one model)."""
+        d = identity(self)
         d["model"] = self.model_config_resolved().identity()
-        d["data"].pop("num_workers", None)
-        if not d["data"]["autoaugment"]:  # the policy matters only when AutoAugment is on
-            d["data"].pop("autoaugment_policy", None)
-        d["reg"].pop("teacher_logits", None)  # a local cache path; the temperature stays in
-        if not d["sync_bn"]:  # runs made before the option keep their identity
-            d.pop("sync_bn")
-        if d["amp_dtype"] == "bf16":
-            d.pop("amp_dtype")
-        # fields added later leave the identity of runs that do not use them unchanged
-        if self.head == HeadConfig():
-            d.pop("head")
-        if d["transfer"] is None:
-            d.pop("transfer")
-        else:
-            d["transfer"].pop("checkpoint")
-        if self.reg.dropblock_start_keep_prob == 1.0:
-            d["reg"].pop("dropblock_start_keep_prob")
-        if not self.optim.decay_fc_bias:
-            d["optim"].pop("decay_fc_bias")
-        d["data"].pop("cache", None)  # the decoded cache holds the very pixels the loader would read
-        for key, default in DATA_DEFAULTS.items():
-            if d["data"].get(key) == default:
-                d["data"].pop(key)
         return d
 
 
 def _digest(d: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
-
-
-DATA_DEFAULTS = {
-    "split": "standard",
-    "fine_grained": False,
-    "preprocessing": "imagenet",
-    "epoch_size": None,
-    "pipeline": "loader",
-}
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
