@@ -2,7 +2,7 @@
 
     python benchmarks/gpu_steps.py env                     versions, device, a bf16 matmul figure
     python benchmarks/gpu_steps.py cifar --data D [...]    a short real CIFAR-10 training: top-1 per epoch, img/s
-    python benchmarks/gpu_steps.py syncs --data D [...]    host syncs per training step (CUDA only)
+    python benchmarks/gpu_steps.py syncs --data D [--kd]   host syncs per training step (CUDA only)
 
 Each prints ``key: value`` lines the suite gathers into its table (and files under its output).
 """
@@ -91,13 +91,24 @@ def cifar(args: argparse.Namespace) -> None:
 
 
 def syncs(args: argparse.Namespace) -> None:
+    """Host syncs in one training epoch (CUDA). On a CPU the same training runs, uncounted: the
+    code path stays exercised where no GPU is."""
     dev = resolve_device("auto")
-    if dev.type != "cuda":
-        print("syncs: skipped (no CUDA device: torch.cuda.set_sync_debug_mode counts CUDA syncs only)")
-        return
     args.epochs = 1
     cfg = _cifar_config(args, dev)
-    trainer = Trainer(cfg, tempfile.mkdtemp(), progress=False)
+    work = tempfile.mkdtemp()
+    if args.kd:  # a teacher's logits for every training image (random: the cost is the same)
+        logits = Path(work) / "teacher.pt"
+        torch.save(torch.randn((args.per_class or 5000) * 10, 10), logits)
+        reg = cfg.reg.model_copy(update={"kd_temperature": 1.0, "teacher_logits": str(logits)})
+        cfg = cfg.model_copy(update={"reg": reg})
+    trainer = Trainer(cfg, work, progress=False)
+    kind = " with KD" if args.kd else ""
+    if dev.type != "cuda":
+        result = trainer.fit()
+        print(f"syncs{kind}: skipped (no CUDA device: torch.cuda.set_sync_debug_mode counts CUDA syncs only)")
+        print(f"syncs top1 (trained uncounted): {result.history[-1].get('top1', float('nan')):.2f}")
+        return
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         torch.cuda.set_sync_debug_mode("warn")
@@ -105,14 +116,13 @@ def syncs(args: argparse.Namespace) -> None:
             result = trainer.fit()
         finally:
             torch.cuda.set_sync_debug_mode(0)
-    n = sum(1 for w in seen if "synchroniz" in str(w.message))
+    hits = [w for w in seen if "synchroniz" in str(w.message)]
     steps = max(1, (args.per_class or 5000) * 10 // args.batch)
     where: dict[str, int] = {}
-    for w in seen:
-        if "synchroniz" in str(w.message):
-            key = f"{Path(w.filename).name}:{w.lineno}"
-            where[key] = where.get(key, 0) + 1
-    print(f"syncs: {n} in one epoch of {steps} steps and its evaluation ({n / steps:.2f} a step)")
+    for w in hits:
+        key = f"{Path(w.filename).name}:{w.lineno}"
+        where[key] = where.get(key, 0) + 1
+    print(f"syncs{kind}: {len(hits)} in one epoch of {steps} steps and its evaluation ({len(hits) / steps:.2f} a step)")
     for key, count in sorted(where.items(), key=lambda kv: -kv[1])[:8]:
         print(f"  {count:6d}  {key}")
     print(f"syncs top1: {result.history[-1].get('top1', float('nan')):.2f}")
@@ -127,6 +137,7 @@ def main() -> None:
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--per-class", type=int, default=None, help="train images per class (default: all 5000)")
     p.add_argument("--val-per-class", type=int, default=None, help="test images per class (default: all 1000)")
+    p.add_argument("--kd", action="store_true", help="syncs: with knowledge distillation (a teacher table)")
     p.add_argument("--matmul", type=int, default=None, help="matmul size (default 8192 on a GPU, 512 on CPU)")
     args = p.parse_args()
     {"env": env, "cifar": cifar, "syncs": syncs}[args.step](args)

@@ -14,6 +14,7 @@ little left is skipped, saying so; one that runs out is stopped and keeps what i
                protocol) and bf16, as ratios to R50, beside timm's nearest models
   cifar        a short real CIFAR-10 training: top-1 per epoch, img/s
   syncs        host syncs per training step (torch.cuda.set_sync_debug_mode)
+  syncs-kd     the same with knowledge distillation (the teacher table's gather)
   data-path    the input paths alone (files, cache, device, device + AutoAugment)
   robustness   mCE + mFR time as a multiple of one clean pass
 
@@ -50,6 +51,7 @@ def steps(data: str) -> list[Step]:
     train_gpu = ("--width", "64", "--size", "224", "--batch", "256", "--steps", "20", *d)
     train_cpu = ("--width", "8", "--size", "32", "--batch", "16", "--steps", "3", *d)
     small = ("--per-class", "500", "--val-per-class", "100")
+    tiny = ("--per-class", "20", "--val-per-class", "10", "--batch", "32", "--width", "8")
     return [
         Step("env", "gpu_steps.py", ("env",), ("env", "--matmul", "256"), 10),
         Step("train-r50", "train_step.py", ("--model", "resnet50", *train_gpu),
@@ -61,7 +63,8 @@ def steps(data: str) -> list[Step]:
         Step("cifar", "gpu_steps.py", ("cifar", "--epochs", "3", *d),
              ("cifar", "--epochs", "1", "--batch", "64", "--width", "8", "--per-class", "50",
               "--val-per-class", "20", *d), 45),
-        Step("syncs", "gpu_steps.py", ("syncs", *small, *d), ("syncs", *d), 30),
+        Step("syncs", "gpu_steps.py", ("syncs", *small, *d), ("syncs", *tiny, *d), 30),
+        Step("syncs-kd", "gpu_steps.py", ("syncs", "--kd", *small, *d), ("syncs", "--kd", *tiny, *d), 30),
         Step("data-path", "data_path.py", ("--size", "224", "--batch", "256", "--steps", "30", "--workers", "8", *d),
              ("--size", "32", "--batch", "32", "--steps", "5", *d), 30),
         Step("robustness", "evaluation.py", ("--size", "224", "--images", "64", "--mfr-images", "8"),

@@ -12,7 +12,7 @@ import pytest
 
 from .conftest import ROOT
 
-STEPS = ["env", "train-r50", "train-asm", "inference", "cifar", "syncs", "data-path", "robustness"]
+STEPS = ["env", "train-r50", "train-asm", "inference", "cifar", "syncs", "syncs-kd", "data-path", "robustness"]
 CIFAR = ROOT.parent / "shared" / "data" / "cifar10"
 
 

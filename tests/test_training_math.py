@@ -164,3 +164,15 @@ def test_fp16_trains_with_a_gradient_scaler_and_keeps_it_in_the_checkpoint(tmp_p
     plain = TrainConfig.model_validate(base)
     assert TrainConfig.model_validate({**base, "amp_dtype": "bf16"}).config_hash() == plain.config_hash()
     assert cfg.config_hash() != TrainConfig.model_validate({**base, "amp": True}).config_hash()
+
+
+def test_a_kd_table_stays_on_the_card_only_when_it_fits():
+    """CIFAR's teacher table (50k x 10 fp16, 1 MB) and ImageNet's (1.28M x 1000 fp16, 2.6 GB) sit
+    on a 141-GB H200, where gathering a batch's rows needs no host sync; ImageNet's does not go
+    on a 16-GB card (a tenth of it is the bound), where it stays on the host, pinned."""
+    from assembled.training.trainer import fits_on_device
+
+    h200, v100 = 141 * 2**30, 16 * 2**30
+    assert fits_on_device(50_000 * 10 * 2, v100)
+    assert fits_on_device(1_281_167 * 1000 * 2, h200)
+    assert not fits_on_device(1_281_167 * 1000 * 2, v100)

@@ -66,6 +66,25 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+TEACHER_ON_DEVICE_FRACTION = 0.1  # of the card's memory a KD table may take there
+
+
+def place_teacher_table(probs: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Where a CUDA trial keeps its teacher's probabilities (fp16, N x K): on the card when they
+    take at most a tenth of its memory (CIFAR 1 MB; ImageNet's 2.6 GB on a 141-GB H200), so a
+    batch's rows are gathered there without a host sync; else on the host, pinned (on a small card
+    ImageNet's table would crowd the model out; its gather then makes a pageable copy, a sync a
+    step, measured by benchmarks/gpu_suite.sh's syncs-kd)."""
+    total = torch.cuda.get_device_properties(device).total_memory
+    if fits_on_device(probs.numel() * probs.element_size(), total):
+        return probs.to(device)
+    return probs.pin_memory()
+
+
+def fits_on_device(nbytes: int, device_total: int) -> bool:
+    return nbytes <= TEACHER_ON_DEVICE_FRACTION * device_total
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -115,8 +134,8 @@ class Trainer:
         if not torch.isfinite(logits).all():
             raise ValueError(f"{reg.teacher_logits}: teacher logits are not finite")
         probs = teacher_probabilities(logits, reg.kd_temperature)
-        if self.device.type == "cuda":  # ImageNet's table is ~5 GB in fp32: on the host, pinned, fp16
-            return probs.half().pin_memory()
+        if self.device.type == "cuda":
+            return place_teacher_table(probs.half(), self.device)
         return probs
 
     def _datasets(self):
@@ -324,8 +343,12 @@ class Trainer:
         x = to_model_input(x, dev)
         y = y.to(dev, non_blocking=True)
         parts = [x, F.one_hot(y, num_classes).float()]
-        if teacher is not None:  # the batch's rows, gathered on the host, copied without a sync
-            parts.append(teacher[idx].to(dev, non_blocking=True).float())
+        if teacher is not None:  # the batch's rows, gathered where the table is (see place_teacher_table)
+            if teacher.device == dev:
+                rows = teacher[idx.to(dev, non_blocking=True)]
+            else:  # a host table: indices on the host (a sync when they come from the card)
+                rows = teacher[idx.cpu()].to(dev, non_blocking=True)
+            parts.append(rows.float())
         if cfg.reg.mixup_alpha > 0:
             # the global batch's draws on every rank, this rank's share: the pairs and weights a
             # single process would use for these images (see distributed.py)
