@@ -215,3 +215,29 @@ def test_evaluation_progress_counts_to_one_without_a_progress_bar():
     seen.clear()
     flip_rates(model, x, torch.device("cpu"), names=["translate", "brightness"], on_progress=seen.append)
     assert seen == [0.5, 1.0]
+
+
+def test_top1_counts_the_classes_a_model_predicts():
+    """val_pred_classes over batches (summed on the device, no per-batch host sync): a model
+    that always answers class 2 predicts one class; one that reads the answer off its input, all."""
+    import torch.nn as nn
+
+    from assembled.evaluation.top1 import evaluate_top1
+
+    class Reads(nn.Module):  # the class is the bright channel; a 4th class it never answers
+        def forward(self, x):
+            return torch.cat([x.mean((2, 3)), torch.zeros(x.shape[0], 1)], 1)
+
+    class Constant(nn.Module):
+        def forward(self, x):
+            return torch.tensor([0.0, 0.0, 1.0, 0.0]).expand(x.shape[0], 4)
+
+    images = torch.zeros(12, 3, 8, 8, dtype=torch.uint8)
+    labels = torch.arange(12) % 3
+    images[torch.arange(12), labels] = 255
+    batches = [(images[i : i + 5], labels[i : i + 5], None) for i in range(0, 12, 5)]
+    dev = torch.device("cpu")
+    reads = evaluate_top1(Reads(), batches, dev)
+    assert reads["top1"] == 100.0 and reads["val_pred_classes"] == 3.0
+    const = evaluate_top1(Constant(), batches, dev)
+    assert const["val_pred_classes"] == 1.0 and const["top1"] == pytest.approx(100 * 4 / 12)

@@ -38,8 +38,10 @@ def evaluate_top1(
         top = logits.topk(min(5, logits.shape[1]), dim=1).indices
         correct1 += (top[:, 0] == y).sum()
         correct5 += (top == y[:, None]).any(1).sum()
-        counts = torch.bincount(top[:, 0], minlength=logits.shape[1])
-        predicted = counts if predicted is None else predicted + counts
+        if predicted is None:
+            predicted = torch.zeros(logits.shape[1], dtype=torch.long, device=device)
+        # scatter, not bincount: bincount sizes its output from the data, a host sync per batch on a GPU
+        predicted.index_add_(0, top[:, 0], torch.ones_like(top[:, 0]))
         n += y.numel()
     return {
         "top1": 100.0 * correct1.item() / max(n, 1),
