@@ -88,3 +88,48 @@ def test_a_second_invocation_of_a_running_table_refuses_and_trains_nothing(ablat
     assert sorted(r.data.tags["row"] for r in children(client, "table06")) == ["T0", "T0", "T0"]  # 3 seeds, once each
     again = _run(tmp, *args)  # and the next invocation after it runs (and trains nothing new)
     assert again.returncode == 0 and "ran 0, skipped (already finished) 3" in again.stdout
+
+
+def test_of_two_invocations_that_pass_the_check_together_the_later_yields(tmp_path, mlflow_uri):
+    """A tracking server has no lock: two drivers can both find no RUNNING parent and both create
+    one. Each checks again once its own exists; the later one deletes its parent and refuses in
+    one line, naming the other. (The race is made here by a rival parent created between the
+    check and this invocation's own parent; with the rival created after it, this one goes on.)"""
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    from assembled.ablation.plan import build_plan
+    from assembled.ablation.record import Recorder, driver_tags
+    from assembled.config_io import ConfigError
+
+    from .conftest import ROOT
+
+    plan = build_plan(str(ROOT / "ablations" / "table06.yaml"), "smoke", rows=["T0"])
+    client = MlflowClient(mlflow_uri)
+    rival_tags = {"kind": "ablation", "profile": "smoke", **driver_tags(), "driver.pid": "4242"}
+
+    class RacedBy(Recorder):
+        first = True  # whether the rival's parent is created before this invocation's
+
+        def _create_parent(self) -> str:
+            if self.first:
+                self.rival = client.create_run(self.experiment_id, tags=rival_tags).info.run_id
+                time.sleep(0.01)
+            out = super()._create_parent()
+            if not self.first:
+                time.sleep(0.01)
+                self.rival = client.create_run(self.experiment_id, tags=rival_tags).info.run_id
+            return out
+
+    later = RacedBy(plan, mlflow_uri, tmp_path / "runs")
+    with pytest.raises(ConfigError, match=r"table06 is being run now by pid 4242 .*nothing was started"):
+        later.open()
+    parents = client.search_runs([later.experiment_id], "tags.kind = 'ablation'")
+    assert [p.info.run_id for p in parents] == [later.rival]  # its own parent is gone, the rival's stays
+    client.set_terminated(later.rival, "KILLED")
+
+    RacedBy.first = False
+    earlier = RacedBy(plan, mlflow_uri, tmp_path / "runs")
+    assert earlier.open() == earlier.parent_id != ""  # it started first: it goes on
+    assert client.get_run(earlier.parent_id).info.status == "RUNNING"

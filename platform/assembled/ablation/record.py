@@ -94,35 +94,51 @@ class Recorder:
 
     # -- the parent ---------------------------------------------------------------------
     def open(self) -> str:
-        """The invocation's parent run. One invocation per table and store at a time: under the
-        store's lock (SQLite; a server has none, so two drivers starting in the same second can
-        still both pass), a live driver's RUNNING parent of this table refuses this one."""
+        """The invocation's parent run. One invocation per table and store at a time: a live
+        driver's RUNNING parent of this table refuses this one, checked under the store's lock
+        (SQLite) and again once this parent exists (a tracking server has no lock: of two drivers
+        that passed the first check in the same second, the later one yields)."""
         plan = self.plan
         self.experiment_id = ensure_experiment(plan.experiment, self.uri)
         with schema_lock(self.uri):
             self.reap_orphans()
-            self._refuse_if_running()
-            return self._create_parent()
+            if running := self._running_parents():
+                raise self._running_error(running[0])
+            self._create_parent()
+        self._yield_to_an_earlier_rival()
+        return self.parent_id
 
-    def _refuse_if_running(self) -> None:
-        runs = retry_locked(
+    def _running_parents(self) -> list[Run]:
+        return retry_locked(
             lambda: self.client.search_runs(
                 [self.experiment_id], "tags.kind = 'ablation' and attributes.status = 'RUNNING'", max_results=10
             )
         )
-        for run in runs:
-            t = run.data.tags
-            where = f"pid {t.get('driver.pid', '?')} on {t.get('driver.host', '?')}"
-            hint = "wait for it to end or stop it"
-            if t.get("driver.host") != socket.gethostname():
-                hint += (
-                    '; if that driver is gone, end its run first: python -c "import mlflow; '
-                    f"mlflow.MlflowClient().set_terminated('{run.info.run_id}', 'KILLED')\""
-                )
-            raise ConfigError(
-                f"{self.plan.experiment} is being run now by {where} (parent run {run.info.run_id}, profile "
-                f"{t.get('profile', '?')}): {hint}; nothing was started"
+
+    def _yield_to_an_earlier_rival(self) -> None:
+        """Another RUNNING parent of this table that started before this one (ties: the smaller
+        run id) wins: this one's parent run is deleted (nothing was started) and it refuses."""
+        mine = retry_locked(lambda: self.client.get_run(self.parent_id))
+        order = (mine.info.start_time, mine.info.run_id)
+        rivals = [r for r in self._running_parents() if (r.info.start_time, r.info.run_id) < order]
+        if rivals:
+            retry_locked(lambda: self.client.delete_run(self.parent_id))
+            self.parent_id = ""
+            raise self._running_error(rivals[0])
+
+    def _running_error(self, run: Run) -> ConfigError:
+        t = run.data.tags
+        where = f"pid {t.get('driver.pid', '?')} on {t.get('driver.host', '?')}"
+        hint = "wait for it to end or stop it"
+        if t.get("driver.host") != socket.gethostname():
+            hint += (
+                '; if that driver is gone, end its run first: python -c "import mlflow; '
+                f"mlflow.MlflowClient().set_terminated('{run.info.run_id}', 'KILLED')\""
             )
+        return ConfigError(
+            f"{self.plan.experiment} is being run now by {where} (parent run {run.info.run_id}, profile "
+            f"{t.get('profile', '?')}): {hint}; nothing was started"
+        )
 
     def _create_parent(self) -> str:
         plan = self.plan
