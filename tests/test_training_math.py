@@ -176,3 +176,38 @@ def test_a_kd_table_stays_on_the_card_only_when_it_fits():
     assert fits_on_device(50_000 * 10 * 2, v100)
     assert fits_on_device(1_281_167 * 1000 * 2, h200)
     assert not fits_on_device(1_281_167 * 1000 * 2, v100)
+
+
+def test_gradient_accumulation_takes_the_step_one_pass_would(tmp_path):
+    """optim.accumulation_steps splits a step's batch into micro-batches and adds their gradients:
+    without BatchNorm (which sees micro-batches) the weights after a step are those of one pass
+    over the whole batch, with soft targets (Mixup, smoothing) and a KD term alike; a batch that
+    does not split evenly is refused when the config is read."""
+    import pydantic
+    import torch.nn as nn
+
+    from assembled.training import TrainConfig, Trainer
+
+    torch.manual_seed(0)
+    x = torch.randn(12, 3, 8, 8)
+    target = torch.softmax(torch.randn(12, 5), 1)
+    teacher = torch.softmax(torch.randn(12, 5), 1)
+    y = target.argmax(1)
+    after = []
+    for k in (1, 2, 3):
+        cfg = TrainConfig.model_validate(
+            {"device": "cpu", "optim": {"batch_size": 12, "accumulation_steps": k}, "reg": {"kd_temperature": 2.0}}
+        )
+        torch.manual_seed(1)
+        model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5))
+        opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+        loss = Trainer(cfg, tmp_path / str(k), progress=False)._step(model, opt, x, target, y, teacher)
+        after.append((loss.item(), torch.cat([p.detach().flatten() for p in model.parameters()])))
+    for loss, weights in after[1:]:
+        assert loss == pytest.approx(after[0][0], rel=1e-5)
+        assert torch.allclose(weights, after[0][1], atol=1e-6)
+    torch.manual_seed(1)
+    start = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5))
+    assert not torch.allclose(after[0][1], torch.cat([p.detach().flatten() for p in start.parameters()]))  # it moved
+    with pytest.raises(pydantic.ValidationError, match="equal micro-batches"):
+        TrainConfig.model_validate({"optim": {"batch_size": 12, "accumulation_steps": 5}})

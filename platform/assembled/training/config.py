@@ -40,6 +40,21 @@ class OptimConfig(BaseModel):
         (0.25, 0.5, 2 / 3, 0.75), description="piecewise: fractions of training (30/60/80/90 of 120 epochs)"
     )
     gamma: float = Field(0.1, gt=0, lt=1, description="piecewise decay factor")
+    accumulation_steps: int = Field(
+        1,
+        ge=1,
+        json_schema_extra=UNLESS_DEFAULT,  # BatchNorm sees micro-batches: part of what is trained
+        description="micro-batches a step's batch is split into, gradients summed before one optimiser step: the "
+        "paper's global batch on a card it does not fit (BatchNorm statistics are then per micro-batch)",
+    )
+
+    @model_validator(mode="after")
+    def _whole_micro_batches(self) -> OptimConfig:
+        if self.batch_size % self.accumulation_steps:
+            raise ValueError(
+                f"optim.batch_size {self.batch_size} does not split into {self.accumulation_steps} equal micro-batches"
+            )
+        return self
 
     @property
     def lr(self) -> float:

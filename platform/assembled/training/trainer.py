@@ -9,6 +9,7 @@ resumes after its last epoch and ends exactly as an uninterrupted run would.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
@@ -360,7 +361,25 @@ class Trainer:
         return x, target, y, (parts[2] if teacher is not None else None)
 
     def _step(self, model, opt, x, target, y, teacher_probs) -> torch.Tensor:
-        """One optimiser step; returns the detached loss (no host sync)."""
+        """One optimiser step over the batch, in ``optim.accumulation_steps`` micro-batches whose
+        gradients add up (each loss weighted by its share of the batch: the batch's mean, as one
+        pass); returns the detached loss (no host sync). Data-parallel ranks all-reduce once, on
+        the last micro-batch."""
+        k = self.cfg.optim.accumulation_steps
+        opt.zero_grad(set_to_none=True)
+        total = torch.zeros((), device=x.device)
+        parts = [p.chunk(k) if p is not None else [None] * k for p in (x, target, y, teacher_probs)]
+        for j, (xj, tj, yj, pj) in enumerate(zip(*parts, strict=True)):
+            last = j == k - 1
+            with model.no_sync() if not last and hasattr(model, "no_sync") else contextlib.nullcontext():
+                loss = self._loss(model, xj, tj, yj, pj) * (xj.shape[0] / x.shape[0])  # exact for uneven splits
+                self.scaler.scale(loss).backward()
+            total += loss.detach()
+        self.scaler.step(opt)
+        self.scaler.update()
+        return total
+
+    def _loss(self, model, x, target, y, teacher_probs) -> torch.Tensor:
         cfg = self.cfg
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
             logits = model(x)
@@ -369,11 +388,7 @@ class Trainer:
         loss = soft_cross_entropy(logits, target)
         if teacher_probs is not None:
             loss = loss + distillation(logits, teacher_probs, cfg.reg.kd_temperature)
-        opt.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.step(opt)
-        self.scaler.update()
-        return loss.detach()
+        return loss
 
 
 class _Pace:
