@@ -20,10 +20,11 @@ def set_tag(uri: str, run_id: str, key: str, value: str) -> None:
 
 def mark_started(uri: str, run_id: str, tags: dict[str, str]) -> None:
     """RUNNING with ``tags``, without the failure reason of an earlier attempt of this run."""
+    from mlflow.entities import RunTag
+
     c = client(uri)
     retry_locked(lambda: c.update_run(run_id, status="RUNNING"))
-    for key, value in tags.items():
-        retry_locked(lambda key=key, value=value: c.set_tag(run_id, key, value))
+    retry_locked(lambda: c.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()]))  # one request
     if "failure_reason" in retry_locked(lambda: c.get_run(run_id)).data.tags:
         retry_locked(lambda: c.delete_tag(run_id, "failure_reason"))
 
