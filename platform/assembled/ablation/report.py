@@ -116,7 +116,7 @@ def gain_method(summary: pd.DataFrame) -> str:
     paired_text = (
         "rows trained with the same seeds are compared seed by seed (mean of the per-seed differences, "
         "95% t interval with n-1 degrees of freedom: a seed fixes the data order, augmentation and "
-        "initial weights, so rows move together over seeds)"
+        "initial weights, so two rows of a table are not independent samples)"
     )
     welch_text = "mean difference over seeds with a 95% Welch interval"
     tests = summary.get("top1_test", summary.get("recall_at_1_test"))
