@@ -76,3 +76,13 @@ def validate(model: type[BaseModel], data: dict[str, Any], where: str) -> Any:
         raise ConfigError(describe(e, where)) from None
     except (KeyError, ValueError) as e:
         raise ConfigError(f"{where}: {e}") from None
+
+
+def check_part(schema: type[BaseModel], values: dict[str, Any], where: str, prefix: str) -> None:
+    """Overrides of one config section (a row's or a profile's ``optim:``, ``data:``), validated
+    alone (every field of the section has a default) where the file is read, in the one error
+    format, not first when a run's whole config is built from them."""
+    try:
+        schema.model_validate(values)
+    except ValidationError as e:
+        raise ConfigError(describe(e, where, prefix, first=True)) from None

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..config_io import ConfigError, describe, read_yaml
+from ..config_io import ConfigError, check_part, describe, read_yaml
 from ..data.config import DataConfig
 from ..evaluation.config import EvalConfig
 from ..models.names import resolve_config
@@ -85,13 +85,10 @@ def load_profiles(path: str | Path) -> dict[str, Profile]:
 def _check_overrides(profile: Profile, where: str) -> None:
     """The profile's partial sub-configs, checked where the file is read and named as every config
     error is (``file: profile: key``), not first when a row's config is built from them."""
-    checks = [("optim", OptimConfig, profile.optim), ("data", DataConfig, profile.data)]
-    checks += [(f"datasets.{k}", DataConfig, v) for k, v in profile.datasets.items()]
-    for prefix, model, values in checks:
-        try:
-            model.model_validate(values)
-        except ValidationError as e:
-            raise ConfigError(describe(e, where, prefix, first=True)) from None
+    check_part(OptimConfig, profile.optim, where, "optim")
+    check_part(DataConfig, profile.data, where, "data")
+    for name, data in profile.datasets.items():
+        check_part(DataConfig, data, where, f"datasets.{name}")
     try:
         resolve_config({"name": "resnet50", **profile.resnet})
     except (ValueError, ValidationError) as e:

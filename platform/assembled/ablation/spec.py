@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..config_io import ConfigError, describe, issues, read_yaml
+from ..config_io import ConfigError, check_part, describe, issues, read_yaml
 from ..models.names import resolve_config
 from ..training.config import OptimConfig, RegConfig, check_switches
 
@@ -216,7 +216,7 @@ def _resolve(path: Path, row: Row, by_id: dict[str, Row], stack: list[str]) -> R
     optim = {**(parent.optim if parent else {}), **(row.optim or {})}
     if backbone is None:  # a transfer row's model is its backbone's: checked when the plan resolves it
         _check_model(path, row.id, model, reg)
-    _check_optim(path, row.id, optim)
+    check_part(OptimConfig, optim, f"{path}: row {row.id}", "optim")
     return ResolvedRow(
         id=row.id,
         title=row.title or (parent.title if parent else ""),
@@ -251,15 +251,6 @@ def _check_model(path: Path, rid: str, model: dict[str, Any] | str, reg: dict[st
         check_switches(model_cfg, set(reg))
     except (ValueError, ValidationError) as e:
         raise ConfigError(describe(e, f"{path}: row {rid}", "reg", first=True)) from None
-
-
-def _check_optim(path: Path, rid: str, optim: dict[str, Any]) -> None:
-    """A row's optimiser overrides, checked where the table is read (every OptimConfig field has
-    a default, so the overrides alone validate as one), in the same ``file: row: key`` form."""
-    try:
-        OptimConfig.model_validate(optim)
-    except ValidationError as e:
-        raise ConfigError(describe(e, f"{path}: row {rid}", "optim", first=True)) from None
 
 
 def list_tables(root: Path) -> list[tuple[str, str, int]]:
