@@ -28,6 +28,7 @@ from assembled.data.corruptions.params import severity_set  # noqa: E402
 from assembled.data.perturbations import PERTURBATIONS, sequence  # noqa: E402
 from assembled.data.synthetic import SyntheticShapes  # noqa: E402
 from assembled.data.transforms import eval_resize  # noqa: E402
+from assembled.evaluation.inference import Inference  # noqa: E402
 from assembled.evaluation.robustness import CHUNK, JPEG_RELEASED, predict  # noqa: E402
 from assembled.models import build_model  # noqa: E402
 
@@ -58,14 +59,15 @@ def main() -> None:
     size = args.size or (224 if gpu else 64)
     n = args.images or (2000 if gpu else 500)
     width = args.width or (64 if gpu else 16)
-    model = build_model({"name": args.model, "width": width}, num_classes=10).to(dev).eval()
+    how = Inference(dev, amp=gpu, channels_last=gpu)  # as a GPU run evaluates (bf16, channels_last)
+    model = how.prepare(build_model({"name": args.model, "width": width}, num_classes=10))
     images = SyntheticShapes(10, n, size, "val").images.to(dev)
     with torch.no_grad():
-        predict(model, images[:CHUNK].float() / 255, dev)  # warm-up
+        predict(model, images[:CHUNK].float() / 255, how)  # warm-up
 
         def clean() -> None:
             for s in range(0, n, CHUNK):
-                predict(model, images[s : s + CHUNK].float() / 255, dev)
+                predict(model, images[s : s + CHUNK].float() / 255, how)
 
         # The box's speed drifts over a run of minutes; one clean pass is timed before every
         # corruption and the median of those is the unit, so numerator and denominator see the
@@ -88,7 +90,7 @@ def main() -> None:
                         xc = ops.release_jpeg(xc)
                     sync(dev)
                     t1 = time.perf_counter()
-                    predict(model, xc, dev)
+                    predict(model, xc, how)
                     sync(dev)
                     gen += t1 - t0
                     jpeg += t1 - tj
@@ -96,7 +98,7 @@ def main() -> None:
             rows.append((name, gen, jpeg, all_))
         t_clean = statistics.median(clean_times)
         print(
-            f"device {torch.cuda.get_device_name() if gpu else 'CPU'}; {args.model} width {width}; "
+            f"device {torch.cuda.get_device_name() if gpu else 'CPU'} ({how.describe()}); {args.model} width {width}; "
             f"{n} images at {size}px"
         )
         print(
@@ -120,10 +122,10 @@ def main() -> None:
         sub = (context[:, :, top : top + size, top : top + size] * 255).round().to(torch.uint8)
 
         def clean_sub() -> None:
-            predict(model, sub.float() / 255, dev)
+            predict(model, sub.float() / 255, how)
 
         def perturbed(name: str) -> None:
-            predict(model, sequence(sub.float() / 255, name, context=context).flatten(0, 1), dev)
+            predict(model, sequence(sub.float() / 255, name, context=context).flatten(0, 1), how)
 
         sub_times = [timed(clean_sub, dev)]
         costs = []

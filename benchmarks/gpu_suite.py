@@ -17,6 +17,8 @@ little left is skipped, saying so; one that runs out is stopped and keeps what i
   syncs-kd     the same with knowledge distillation (the teacher table's gather)
   data-path    the input paths alone (files, cache, device, device + AutoAugment)
   robustness   mCE + mFR time as a multiple of one clean pass
+  compiled     train-r50 with torch.compile (inductor; eager on --cpu): compiled in the first epoch,
+               the second timed
 
 ``--cpu`` runs every step at toy sizes on the CPU (``make test`` does, so the suite cannot rot).
 Prints one table; each step's output goes to OUT/<step>.txt and the table to OUT/summary.txt and
@@ -69,6 +71,8 @@ def steps(data: str) -> list[Step]:
              ("--size", "32", "--batch", "32", "--steps", "5", *d), 30),
         Step("robustness", "evaluation.py", ("--size", "224", "--images", "64", "--mfr-images", "8"),
              ("--size", "32", "--images", "16", "--mfr-images", "2", "--width", "8"), 60),
+        Step("compiled", "train_step.py", ("--model", "resnet50", "--compile", "inductor", *train_gpu),
+             ("--model", "resnet50", "--compile", "eager", *train_cpu), 120),
     ]  # fmt: skip
 
 

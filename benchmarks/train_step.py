@@ -90,6 +90,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--data", default=None, help="image folder held in memory (default: synthetic)")
+    p.add_argument("--compile", default="none", choices=["none", "inductor", "eager"], help="TrainConfig.compile")
     args = p.parse_args()
     dev = resolve_device("auto")
     gpu = dev.type == "cuda"
@@ -106,7 +107,12 @@ def main() -> None:
     else:  # synthetic scenes rendered once on the CPU (slow at 224 px: ~9 img/s a core)
         data = {"train_size": n, "val_size": batch, "source_size": size, "image_size": size, "num_workers": workers}
     cfg = TrainConfig.model_validate(
-        {"model": model, "data": data, "optim": {"epochs": 2, "batch_size": batch, "warmup_epochs": 0}}
+        {
+            "model": model,
+            "data": data,
+            "optim": {"epochs": 2, "batch_size": batch, "warmup_epochs": 0},
+            "compile": args.compile,  # compiled in the first epoch; the second is timed
+        }
     )
     trainer = Trainer(cfg, tempfile.mkdtemp(), progress=False)
     torch.manual_seed(0)
@@ -117,7 +123,7 @@ def main() -> None:
     name = torch.cuda.get_device_name() if gpu else f"CPU ({torch.get_num_threads()} threads)"
     print(
         f"device: {name}; model {args.model} width {width}; {size}px; batch {batch}; amp={trainer.amp} "
-        f"channels_last={trainer.channels_last}"
+        f"channels_last={trainer.channels_last} compile={args.compile}"
     )
     print(f"trainer   : {trainer_ips:9.1f} images/s (includes data loading + augmentation)")
     print(f"bare loop : {bare_ips:9.1f} images/s (pre-made tensor batch)")

@@ -11,6 +11,7 @@ import json
 
 from assembled.ablation.profiles import load_profiles, train_config
 from assembled.ablation.spec import load_table
+from assembled.training.config import TrainConfig
 
 from .conftest import ROOT
 
@@ -68,17 +69,40 @@ OFF_DEFAULT = {
 
 
 def test_configs_off_the_shipped_rows_keep_their_identity():
-    from assembled.training import TrainConfig
-
     for name, (config, hashes) in OFF_DEFAULT.items():
         cfg = TrainConfig.model_validate(config)
         assert f"{cfg.config_hash()} {cfg.training_hash()}" == hashes, name
     # what is never identity changes no hash; what is, does
     base = TrainConfig.model_validate(OFF_DEFAULT["data-flags"][0])
-    same = base.model_copy(update={"device": "cuda", "threads": 8, "eval_every": 1})
+    same = base.model_copy(update={"threads": 8, "eval_every": 1})
     assert same.config_hash() == base.config_hash()
     moved = base.model_copy(update={"data": base.data.model_copy(update={"autoaugment_policy": "official"})})
     assert moved.config_hash() != base.config_hash()
+
+
+def test_the_device_type_and_precision_are_part_of_a_run():
+    """A GPU run in bf16 and a CPU run in FP32 train different numbers (the issue: they counted
+    as one finished row); the card a run used does not, nor does naming what was the default."""
+    cpu = TrainConfig(device="cpu")
+    assert cpu.compute() == "cpu/fp32" and cpu.config_hash() == TrainConfig().config_hash()  # old runs: auto
+    gpu = TrainConfig(device="cuda")
+    assert gpu.compute() == "cuda/bf16" and gpu.config_hash() != cpu.config_hash()
+    assert TrainConfig(device="cuda:3").config_hash() == gpu.config_hash()
+    assert TrainConfig(device="cuda", amp_dtype="fp16").compute() == "cuda/fp16"
+    fp32 = TrainConfig(device="cuda", amp=False)
+    assert fp32.compute() == "cuda/fp32" and len({fp32.config_hash(), gpu.config_hash(), cpu.config_hash()}) == 3
+    assert TrainConfig(device="cpu", amp=True).compute() == "cpu/bf16"
+
+
+def test_a_profile_names_where_its_trials_train():
+    """GPU profiles' trials are CUDA runs, CPU profiles' CPU runs, on any machine (the issue:
+    ``--executor local`` on a GPU machine trained CPU profiles on CUDA)."""
+    profiles = load_profiles(ROOT / "ablations" / "profiles.yaml")
+    table, rows = load_table(ROOT / "ablations" / "table06.yaml")
+    want = {"cpu": "cpu/fp32", "cifar-cpu": "cpu/fp32", "cifar": "cuda/bf16", "imagenet": "cuda/bf16"}
+    for name in want:
+        cfg = train_config(rows[0], table, profiles[name])
+        assert cfg.compute() == want[name], name
 
 
 if __name__ == "__main__":

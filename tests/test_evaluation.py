@@ -241,3 +241,37 @@ def test_top1_counts_the_classes_a_model_predicts():
     assert reads["top1"] == 100.0 and reads["val_pred_classes"] == 3.0
     const = evaluate_top1(Constant(), batches, dev)
     assert const["val_pred_classes"] == 1.0 and const["top1"] == pytest.approx(100 * 4 / 12)
+
+
+@pytest.mark.parametrize("amp", [False, True])
+def test_clean_and_corrupted_sets_run_in_the_training_precision(amp):
+    """Relative mCE subtracts the clean error from each corrupted one: the clean, corrupted and
+    perturbed passes all run as the training did (the issue: clean top-1 in bf16, corrupted
+    errors in FP32). On a CPU, bf16 autocast stands in for a GPU's."""
+    from assembled.evaluation.config import EvalConfig
+    from assembled.evaluation.suite import evaluate_model
+    from assembled.models import build_model
+    from assembled.training.config import TrainConfig
+
+    cfg = TrainConfig.model_validate(
+        {"model": {"name": "resnet50", "width": 8, "layers": [1, 1, 1, 1]}, "device": "cpu", "amp": amp,
+         "channels_last": True, "data": {"kind": "synthetic", "num_classes": 4, "train_size": 64, "val_size": 16,
+                                          "image_size": 32}}
+    )  # fmt: skip
+    model = build_model(cfg.model_config_resolved(), 4)
+    seen: set[tuple] = set()
+    model.fc.register_forward_hook(lambda m, i, out: i[0].shape[0] > 1 and seen.add((out.dtype, i[0].shape[0])))
+
+    def layout(m, i):  # the passes' batches (the MACs count's one image is not one)
+        if i[0].shape[0] > 1:
+            seen.add(i[0].is_contiguous(memory_format=torch.channels_last))
+
+    model.stem.register_forward_pre_hook(layout)
+    ev = EvalConfig(mce_images=4, mfr_images=2, throughput=False)
+    result = evaluate_model(model, cfg, ev, torch.device("cpu"), 4, progress=False)
+    assert {"top1", "mce", "mfr"} <= result.metrics.keys()
+    want = torch.bfloat16 if amp else torch.float32
+    assert {s[0] for s in seen if isinstance(s, tuple)} == {want}  # every pass
+    assert {s[1] for s in seen if isinstance(s, tuple)} >= {16, 4}  # clean (16 images) and corrupted (4) passes
+    assert {s for s in seen if isinstance(s, bool)} == {True}  # channels_last inputs throughout
+    assert result.tags["eval_compute"] == ("cpu/bf16 channels_last" if amp else "cpu/fp32 channels_last")

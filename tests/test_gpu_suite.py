@@ -12,7 +12,18 @@ import pytest
 
 from .conftest import ROOT
 
-STEPS = ["env", "train-r50", "train-asm", "inference", "cifar", "syncs", "syncs-kd", "data-path", "robustness"]
+STEPS = [
+    "env",
+    "train-r50",
+    "train-asm",
+    "inference",
+    "cifar",
+    "syncs",
+    "syncs-kd",
+    "data-path",
+    "robustness",
+    "compiled",
+]
 CIFAR = ROOT.parent / "shared" / "data" / "cifar10"
 
 

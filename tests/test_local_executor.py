@@ -32,6 +32,8 @@ def test_a_table_runs_and_resumes_without_ray(ablation_env):
     assert sorted(x.data.tags["row"] for x in runs) == ["T0", "T1"]
     assert {x.info.status for x in runs} == {"FINISHED"}
     assert all({"top1", "mce", "mfr", "throughput"} <= set(x.data.metrics) for x in runs)
+    # a CPU profile trains on the CPU and says so (on a GPU machine too: its config names the device)
+    assert {(x.data.tags["device"], x.data.tags["compute"]) for x in runs} == {("cpu", "cpu/fp32")}
     again = _run(tmp, "ablation", "6", "--profile", "smoke", "--rows", "T0", "T1", "--executor", "local")
     assert again.returncode == 0 and "ran 0, skipped (already finished) 2" in again.stdout
     bad = _run(tmp, "ablation", "6", "--executor", "local", "--address", "127.0.0.1:6379")

@@ -96,12 +96,17 @@ def test_teacher_chain_is_pulled_in_whole(tmp_path):
 def test_resources_fit_a_local_ray_and_refuse_an_impossible_cluster():
     req = Resources(cpu=4, gpu=1)
     assert fit_resources("cifar", req, [{"CPU": 8, "GPU": 2}], False) == ({"CPU": 4.0, "GPU": 1.0}, None)
-    fitted, note = fit_resources("cifar", req, [{"CPU": 2}], True)
+    fitted, note = fit_resources("cifar-cpu", Resources(cpu=4), [{"CPU": 2}], True)
     # a CPU-only machine runs one-thread trials side by side (benchmarks/threads.py)
-    assert fitted == {"CPU": 1.0} and "profile cifar asks for 4 CPU" in note and "each trial gets 1 CPU" in note
+    assert fitted == {"CPU": 1.0} and "profile cifar-cpu asks for 4 CPU" in note and "each trial gets 1 CPU" in note
     assert "2 one-thread trials at once" in note
+    # a GPU profile's runs are CUDA runs: where there is no GPU it refuses, it never trains them on a CPU
+    for started_here, where in ((True, "this machine has none"), (False, "the cluster has none")):
+        with pytest.raises(ConfigError) as e:
+            fit_resources("cifar", req, [{"CPU": 64}], started_here)
+        assert "\n" not in str(e.value) and "profile cifar trains on GPUs" in str(e.value) and where in str(e.value)
     with pytest.raises(ConfigError) as e:
-        fit_resources("cifar", req, [{"CPU": 2}, {"CPU": 1}], False)
+        fit_resources("cifar", req, [{"CPU": 2, "GPU": 1}, {"CPU": 1}], False)
     msg = str(e.value)
     assert "\n" not in msg and "profile cifar" in msg and "4 CPU" in msg and "largest node" in msg and "2 CPU" in msg
 

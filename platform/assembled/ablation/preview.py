@@ -122,6 +122,7 @@ def _resources_line(plan: Plan) -> str:
     what ``ablation`` would fit to this machine (more one-thread trials on a small CPU box)."""
     import os
 
+    from ..config_io import ConfigError
     from ..runner.resources import fit_resources, fmt
 
     req = plan.profile.resources
@@ -129,7 +130,10 @@ def _resources_line(plan: Plan) -> str:
         asked = {"CPU": req.cpu} | ({"GPU": req.gpu} if req.gpu else {})
         return f"trials: {fmt(asked)} each (profile {plan.profile_name})"
     here = {"CPU": float(os.cpu_count() or 1)} | ({"GPU": float(n)} if (n := _local_gpus()) else {})
-    fitted, note = fit_resources(plan.profile_name, req, [here], True)
+    try:
+        fitted, note = fit_resources(plan.profile_name, req, [here], True)
+    except ConfigError as e:
+        return f"on a local Ray: {e} (ablation would stop there)"
     return f"on a local Ray: {note or f'each trial gets {fmt(fitted)} of the {fmt(here)} here'}"
 
 

@@ -5,7 +5,7 @@ evaluation depth and trial resources. Epochs scale proportionally so the rows' r
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -52,6 +52,9 @@ class Profile(BaseModel):
         None,
         description="NHWC memory layout (default: on for CUDA only); on a CPU it trained the 1/8-width ResNets "
         "1.1-1.45x faster (benchmarks/layout.py)",
+    )
+    compile: Literal["none", "inductor", "eager"] = Field(
+        "none", description="torch.compile every trial's network (TrainConfig.compile); inductor on GPUs"
     )
     search: dict[str, Any] | None = Field(None, description="Optuna search space for rows without their own")
     datasets: dict[str, dict[str, Any]] = Field(
@@ -150,10 +153,13 @@ def train_config(
                 "optim": optim,
                 "reg": reg,
                 "seed": seed,
+                # where it trains is the profile's: its runs' identity says so (TrainConfig.compute)
+                "device": "cuda" if profile.resources.gpu > 0 else "cpu",
                 "threads": threads,
                 "sync_bn": sync_bn,
                 "eval_every": profile.eval_every,
                 "channels_last": profile.channels_last,
+                "compile": profile.compile,
             }
         )
     except ValidationError as e:

@@ -31,8 +31,8 @@ def load_checkpoint_model(path: Path, model_override: str | None = None):
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from ..tracking import client, ensure_experiment, open_run, retry_locked, tracking_uri
-    from ..tracking.callback import MlflowCallback
+    from ..tracking import client, ensure_experiment, open_run, tracking_uri
+    from ..tracking.tracked_run import record_evaluation
     from .suite import EvalConfig, evaluate_model
 
     path = Path(args.checkpoint)
@@ -63,13 +63,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         run_id = open_run(cfg, args.experiment, f"evaluate {path.name}", tags={"source": "assembled evaluate"}).run_id
     model.to(device)
     result = evaluate_model(model, cfg, ev_cfg, device, num_classes, progress=True)
-    cb = MlflowCallback(client(uri), run_id)
-    cb.log_metrics(result.metrics, 0)
-    c = client(uri)
-    for k, v in result.tags.items():
-        retry_locked(lambda k=k, v=v: c.set_tag(run_id, k, v))
-    if run_id != args.run_id and run_id != path.parent.name:
-        retry_locked(lambda: c.set_terminated(run_id))
+    record_evaluation(uri, run_id, result.metrics, result.tags, end=run_id not in (args.run_id, path.parent.name))
     keys = ["top1", "mce", "mfr", "throughput", "throughput_ratio_r50", "macs", "params"]
     print(f"MLflow run {run_id}: " + ", ".join(f"{k}={result.metrics[k]:.4g}" for k in keys if k in result.metrics))
     return 0

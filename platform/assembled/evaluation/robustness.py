@@ -24,19 +24,22 @@ from ..data.perturbations import PERTURBATIONS, param_set, sequence
 from ..data.transforms import normalize
 from ..data.video import x264_roundtrip
 from ..robustness_sets import NOISE_PERTURBATIONS as NOISE
+from .inference import Inference
 
 CHUNK = 100
 JPEG_RELEASED = ("imagenet", "tiny")  # the sets Hendrycks released as JPEG quality 85
 
 
 def predict(
-    model: nn.Module, images01: torch.Tensor, device: torch.device, batch: int = 256, topk: int = 1
+    model: nn.Module, images01: torch.Tensor, on: Inference | torch.device, batch: int = 256, topk: int = 1
 ) -> torch.Tensor:
+    """Top-k classes of [0, 1] images, left on the device (a copy to the host is a sync per
+    batch; callers count on the device and read a total once)."""
+    how = Inference.of(on)
     out = []
     for i in range(0, images01.shape[0], batch):
-        x = normalize(images01[i : i + batch].to(device))
-        logits = model(x)
-        out.append(logits.topk(min(topk, logits.shape[1]), dim=1).indices.cpu())
+        logits = how.logits(model, normalize(images01[i : i + batch].to(how.device)))
+        out.append(logits.topk(min(topk, logits.shape[1]), dim=1).indices)
     return torch.cat(out)
 
 
@@ -55,7 +58,7 @@ def corruption_errors(
     images: torch.Tensor,
     labels: torch.Tensor,
     names: Iterable[str],
-    device: torch.device,
+    on: Inference | torch.device,
     seed: int = 0,
     family: str | None = None,
     progress: bool = False,
@@ -67,28 +70,32 @@ def corruption_errors(
 
     ``released_jpeg``: ImageNet-C and Tiny-ImageNet-C were released as JPEG quality 85 and
     AlexNet's errors were measured on those files, so their sets (224 and 64 px) take the same
-    step (CIFAR-10-C was released as uint8 arrays: no JPEG). ``scaled``: see ``corrupt``."""
+    step (CIFAR-10-C was released as uint8 arrays: no JPEG). ``scaled``: see ``corrupt``.
+    ``on``: the run's inference, the clean pass's too (a bare device: FP32)."""
+    how = Inference.of(on)
+    device = how.device
     model.eval()
     names = list(names)
-    wrong = {n: [0] * 5 for n in names}
+    wrong = torch.zeros(len(names), 5, dtype=torch.long, device=device)  # read once, at the end
     total = images.shape[0]
     bar = tqdm(total=len(names) * 5 * total, desc="mCE", disable=not progress, unit="img", leave=False)
     done = 0
     for start in range(0, total, CHUNK):
         x = images[start : start + CHUNK].to(device).float() / 255
-        y = labels[start : start + CHUNK]
+        y = labels[start : start + CHUNK].to(device)
         jpeg = released_jpeg and (family or severity_set(min(x.shape[-2:]))) in JPEG_RELEASED
-        for name in names:
+        for c, name in enumerate(names):
             for s, xc in corruptions.corrupt_severities(x, name, seed * 1_000_003 + start, family, scaled):
                 if jpeg:
                     xc = ops.release_jpeg(xc)
-                wrong[name][s - 1] += int((predict(model, xc, device)[:, 0] != y).sum())
+                wrong[c, s - 1] += (predict(model, xc, how)[:, 0] != y).sum()
                 bar.update(x.shape[0])
             if on_progress:  # counted here: a disabled tqdm bar does not count
                 done += 5 * x.shape[0]
                 on_progress(done / (len(names) * 5 * total))
     bar.close()
-    return {n: [w / total for w in wrong[n]] for n in names}
+    counts = wrong.tolist()
+    return {n: [w / total for w in counts[c]] for c, n in enumerate(names)}
 
 
 @torch.no_grad()
@@ -96,7 +103,7 @@ def folder_corruption_errors(
     model: nn.Module,
     root: str | Path,
     names: Iterable[str],
-    device: torch.device,
+    on: Inference | torch.device,
     size: int,
 ) -> dict[str, list[float]]:
     """Errors on a pre-generated ImageNet-C folder ``<root>/<corruption>/<severity>/<class>/<image>``."""
@@ -115,7 +122,8 @@ def folder_corruption_errors(
                 raise DataError(f"{path}: missing from the ImageNet-C folder (corruption {name}, severity {s})")
             ds = ImageFolderDataset(path, tf)
             images, labels = clean_tensor(ds)
-            errs.append(float((predict(model, images.float() / 255, device)[:, 0] != labels).float().mean()))
+            top1 = predict(model, images.float() / 255, on)[:, 0]
+            errs.append(float((top1 != labels.to(top1.device)).float().mean()))
         errors[name] = errs
     return errors
 
@@ -152,7 +160,7 @@ def relative_mce(
 def flip_rates(
     model: nn.Module,
     images: torch.Tensor,
-    device: torch.device,
+    on: Inference | torch.device,
     seed: int = 0,
     progress: bool = False,
     names: Iterable[str] = PERTURBATIONS,
@@ -164,35 +172,39 @@ def flip_rates(
     ``test.py``: noise frames against the first, the others frame against previous frame.
     ``contexts``: uint8 images before their centre crop (see perturbations.sequence).
     ``x264``: pass the sequences through the reference's video encoding where it had one
-    (ImageNet-P and Tiny-ImageNet-P; CIFAR-10-P was saved as arrays)."""
+    (ImageNet-P and Tiny-ImageNet-P; CIFAR-10-P was saved as arrays). ``on``: the run's
+    inference (a bare device: FP32)."""
+    how = Inference.of(on)
+    device = how.device
     model.eval()
     names = list(names)
-    flips = {n: 0.0 for n in names}
-    t5d = {n: 0.0 for n in names}
+    flips = torch.zeros(len(names), dtype=torch.float64, device=device)  # summed on the device, read once at the end
+    t5d = torch.zeros(len(names), dtype=torch.float64, device=device)
     pairs = {n: 0 for n in names}
     bar = tqdm(total=len(names) * images.shape[0], desc="mFR", disable=not progress, unit="seq", leave=False)
     done = 0
     for start in range(0, images.shape[0], CHUNK):
         x = images[start : start + CHUNK].to(device).float() / 255
         video = x264 and param_set(min(x.shape[-2:])).video
-        for name in names:
+        for c, name in enumerate(names):
             ctx = None if contexts is None else contexts[start : start + CHUNK].to(device).float() / 255
             frames = sequence(x, name, seed * 1_000_003 + start, context=ctx)
             if video:
                 frames = x264_roundtrip(frames, noise=name in NOISE)
             f, n = frames.shape[:2]
-            top5 = predict(model, frames.flatten(0, 1), device, topk=5).view(f, n, -1)
+            top5 = predict(model, frames.flatten(0, 1), how, topk=5).view(f, n, -1)
             ref = top5[:1].expand_as(top5[1:]) if name in NOISE else top5[:-1]
             cur = top5[1:]
-            flips[name] += float((cur[..., 0] != ref[..., 0]).sum())
-            t5d[name] += float(top5_distance(ref, cur).sum())
+            flips[c] += (cur[..., 0] != ref[..., 0]).sum()
+            t5d[c] += top5_distance(ref, cur).sum()
             pairs[name] += (f - 1) * n
             bar.update(n)
             if on_progress:
                 done += n
                 on_progress(done / (len(names) * images.shape[0]))
     bar.close()
-    return {n: flips[n] / pairs[n] for n in names}, {n: t5d[n] / pairs[n] for n in names}
+    f_sum, t_sum = flips.tolist(), t5d.tolist()
+    return {n: f_sum[c] / pairs[n] for c, n in enumerate(names)}, {n: t_sum[c] / pairs[n] for c, n in enumerate(names)}
 
 
 def top5_distance(prev: torch.Tensor, cur: torch.Tensor) -> torch.Tensor:
@@ -200,5 +212,5 @@ def top5_distance(prev: torch.Tensor, cur: torch.Tensor) -> torch.Tensor:
     later frame of the earlier frame's k-th class (absent -> 5)."""
     k = prev.shape[-1]
     match = prev.unsqueeze(-1) == cur.unsqueeze(-2)  # ... x k (prev) x k (cur)
-    rank = torch.where(match.any(-1), match.float().argmax(-1), torch.full(prev.shape, k))
-    return (torch.arange(k) - rank.clamp(max=5)).abs().sum(-1)
+    rank = torch.where(match.any(-1), match.float().argmax(-1), torch.full(prev.shape, k, device=prev.device))
+    return (torch.arange(k, device=prev.device) - rank.clamp(max=5)).abs().sum(-1)

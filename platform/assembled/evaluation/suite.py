@@ -23,6 +23,7 @@ from ..data.perturbations import PERTURBATIONS, param_set
 from ..training.config import TrainConfig
 from .complexity import count_macs, count_params
 from .config import EvalConfig
+from .inference import Inference
 from .reference import ALEXNET_CE, ALEXNET_CLEAN_ERROR, ALEXNET_FP
 from .robustness import (
     clean_tensor,
@@ -64,17 +65,19 @@ def evaluate_model(
     """``throughput=False`` leaves timing to the caller (the ablation runner times every
     architecture alone on a node after training, not while other trials share the cores).
     ``on_progress(phase, fraction)`` hears how far the mCE and mFR passes are (a long
-    evaluation is otherwise silent)."""
-    model.eval()
+    evaluation is otherwise silent). Every pass runs as the training did (``Inference``: its
+    precision and layout), the clean one too."""
+    how = Inference.for_training(train_cfg, device)
+    model = how.prepare(model)
     size = train_cfg.data.eval_crop
     if clean is None:
-        clean = evaluate_top1(model, eval_batches(train_cfg.data, device), device)
+        clean = evaluate_top1(model, eval_batches(train_cfg.data, device), how)
     metrics = {k: clean[k] for k in ("top1", "top5")}
     metrics["params"] = float(count_params(model))
     metrics["macs"] = float(count_macs(model, size))
-    result = EvalResult(metrics, {"eval_hash": cfg.identity()})
+    result = EvalResult(metrics, {"eval_hash": cfg.identity(), "eval_compute": how.describe()})
     if cfg.robustness != "none":
-        step = _Robustness(model, train_cfg, cfg, device, num_classes, progress, on_progress)
+        step = _Robustness(model, train_cfg, cfg, how, num_classes, progress, on_progress)
         step.corruptions(result, clean)
         step.perturbations(result)
     if cfg.throughput and throughput:
@@ -91,12 +94,12 @@ class _Robustness:
         model: nn.Module,
         train_cfg: TrainConfig,
         cfg: EvalConfig,
-        device: torch.device,
+        how: Inference,
         num_classes: int,
         progress: bool,
         on_progress: Callable[[str, float], None] | None,
     ) -> None:
-        self.model, self.train_cfg, self.cfg, self.device = model, train_cfg, cfg, device
+        self.model, self.train_cfg, self.cfg, self.how = model, train_cfg, cfg, how
         self.size = train_cfg.data.eval_crop
         self.full = cfg.robustness == "full"
         self.alexnet = _use_alexnet(cfg, self.size, num_classes)
@@ -123,7 +126,7 @@ class _Robustness:
             "alexnet" if self.alexnet else "none (unnormalised; tables normalise by their baseline row)"
         )
         if cfg.imagenet_c:
-            errors = folder_corruption_errors(self.model, cfg.imagenet_c, names, self.device, self.size)
+            errors = folder_corruption_errors(self.model, cfg.imagenet_c, names, self.how, self.size)
             tags["corruption_source"] = f"folder {cfg.imagenet_c}"
         else:
             images, labels = clean_tensor(self.clean_ds(), cfg.mce_images or (None if self.full else 500))
@@ -132,7 +135,7 @@ class _Robustness:
                 images,
                 labels,
                 names,
-                self.device,
+                self.how,
                 cfg.seed,
                 family,
                 self.progress,
@@ -166,7 +169,7 @@ class _Robustness:
         fps, t5ds = flip_rates(
             self.model,
             p_images,
-            self.device,
+            self.how,
             cfg.seed,
             self.progress,
             contexts=p_context,
@@ -239,18 +242,14 @@ def suite_after_training(
     throughput: bool = True,
     on_progress: Callable[[str, float], None] | None = None,
 ):
-    """A hook for ``train_tracked``: evaluate the trained model, tag the run, return metrics."""
+    """A hook for ``train_tracked``: evaluate the trained model; returns its metrics and the tags
+    that say how they were made (``train_tracked`` writes both)."""
     cfg = eval_cfg or EvalConfig(robustness=robustness)
 
-    def run(result, callback) -> dict[str, float]:
-        from ..tracking.store import retry_locked
-
+    def run(result) -> tuple[dict[str, float], dict[str, str]]:
         device = next(result.model.parameters()).device
         if train_cfg.head.kind == "embedding":
-            metrics, tags = retrieval_metrics(result, train_cfg, cfg, device)
-            for k, v in tags.items():
-                retry_locked(lambda k=k, v=v: callback.client.set_tag(callback.run_id, k, v))
-            return metrics
+            return retrieval_metrics(result, train_cfg, cfg, device)
         # a run that trained now has its top-1; one only re-evaluated is measured again
         trained_now = result.resumed_from < train_cfg.optim.epochs
         clean = {k: result.metrics[k] for k in ("top1", "top5") if k in result.metrics} if trained_now else None
@@ -268,8 +267,6 @@ def suite_after_training(
             throughput=throughput,
             on_progress=on_progress,
         )
-        for k, v in ev.tags.items():
-            retry_locked(lambda k=k, v=v: callback.client.set_tag(callback.run_id, k, v))
-        return ev.metrics
+        return ev.metrics, ev.tags
 
     return run

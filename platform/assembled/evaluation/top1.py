@@ -9,19 +9,16 @@ import torch
 import torch.nn.functional as F
 
 from ..data.transforms import to_model_input
+from .inference import Inference
 
 
 @torch.no_grad()
-def evaluate_top1(
-    model: torch.nn.Module,
-    loader: Iterable,
-    device: torch.device,
-    amp: bool = False,
-    channels_last: bool = False,
-    amp_dtype: torch.dtype = torch.bfloat16,
-) -> dict[str, float]:
+def evaluate_top1(model: torch.nn.Module, loader: Iterable, on: Inference | torch.device) -> dict[str, float]:
     """Top-1 / top-5 accuracy (%), mean CE loss, and how many classes the model predicts at all
-    (1 = constant predictions: such a model also "never flips", so its mFR of 0 is no virtue)."""
+    (1 = constant predictions: such a model also "never flips", so its mFR of 0 is no virtue).
+    ``on``: the run's inference (a bare device: FP32)."""
+    how = Inference.of(on)
+    device = how.device
     model.eval()
     predicted: torch.Tensor | None = None
     correct1 = torch.zeros((), device=device)
@@ -30,10 +27,7 @@ def evaluate_top1(
     n = 0
     for x, y, _ in loader:
         x, y = to_model_input(x, device), y.to(device, non_blocking=True)  # uint8 batches normalised here
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
-            logits = model(x).float()
+        logits = how.logits(model, x)
         loss += F.cross_entropy(logits, y, reduction="sum")
         top = logits.topk(min(5, logits.shape[1]), dim=1).indices
         correct1 += (top[:, 0] == y).sum()

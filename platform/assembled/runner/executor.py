@@ -200,11 +200,10 @@ def join_uri(base: str, *parts: str) -> str:
 def _store_logits(uri: str, teacher_run: str, student) -> bool:
     import tempfile
 
-    from ..tracking.store import client
     from .teachers import ensure_logits
 
     with tempfile.TemporaryDirectory() as tmp:
-        return ensure_logits(client(uri), teacher_run, student, Path(tmp))[1]
+        return ensure_logits(uri, teacher_run, student, Path(tmp))[1]
 
 
 def _quiet() -> None:

@@ -34,12 +34,18 @@ def fit_resources(
 ) -> tuple[dict[str, float], str | None]:
     """A trial's Ray resources, and a note when they were fitted to this machine.
 
-    GPUs are asked for only where the cluster has them. A request no node can meet would wait
-    for ever; a local Ray this command started is fitted to the machine (with a note), anything
-    else is an error naming the profile, the request and the nodes.
+    A request no node can meet would wait for ever; a local Ray this command started is fitted to
+    the machine (with a note), anything else is an error naming the profile, the request and the
+    nodes. A profile that asks for GPUs trains on GPUs or not at all: its runs' identity says CUDA
+    (``TrainConfig.compute``), so a CPU run under it would be recorded as what it is not.
     """
-    use_gpu = request.gpu > 0 and any(n.get("GPU", 0) > 0 for n in nodes)
-    need = {"CPU": float(request.cpu), **({"GPU": float(request.gpu)} if use_gpu else {})}
+    need = {"CPU": float(request.cpu), **({"GPU": float(request.gpu)} if request.gpu > 0 else {})}
+    if request.gpu > 0 and not any(n.get("GPU", 0) > 0 for n in nodes):
+        where = "this machine has" if started_here else "the cluster has"
+        raise ConfigError(
+            f"profile {profile} trains on GPUs ({fmt(need)} per trial; its runs are recorded as CUDA runs): "
+            f"{where} none; use a CPU profile (cifar-cpu, cpu) or a cluster with GPU nodes (--address)"
+        )
     if request.workers > 1:
         return _fit_workers(profile, request.workers, need, nodes, started_here)
     if any(all(n.get(k, 0) >= v for k, v in need.items()) for n in nodes):

@@ -9,13 +9,14 @@ import tempfile
 from pathlib import Path
 
 import torch
-from mlflow.tracking import MlflowClient
 
 from ..models import build_model
-from ..tracking.store import retry_locked
+from ..tracking.teacher_logits import download_logits, upload_logits
+from ..tracking.trial_run import download_checkpoint
 from ..training import TrainConfig
 from ..training import checkpoint as ckpt
 from ..training.teacher import compute_teacher_logits, save_logits
+from ..training.trainer import resolve_device
 
 IDENTITY_KEYS = (
     "kind",
@@ -47,31 +48,26 @@ def logits_key(teacher_run_id: str, student: TrainConfig) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def ensure_logits(
-    client: MlflowClient, teacher_run_id: str, student: TrainConfig, cache_dir: Path
-) -> tuple[Path, bool]:
-    """Local path of the logits; ``True`` when they were computed now (not found)."""
-    key = logits_key(teacher_run_id, student)
-    name = f"{key}.pt"
+def ensure_logits(uri: str, teacher_run_id: str, student: TrainConfig, cache_dir: Path) -> tuple[Path, bool]:
+    """Local path of the logits; ``True`` when they were computed now (not found). Computed on
+    the student's device (a CPU profile's student never reaches for a GPU)."""
+    name = f"{logits_key(teacher_run_id, student)}.pt"
     local = cache_dir / name
+    if not local.exists() and (got := download_logits(uri, teacher_run_id, name, cache_dir)) is not None:
+        got.replace(local)
     if local.exists():
         _finite(torch.load(local, map_location="cpu", weights_only=True))
         return local, False
-    listed = {a.path for a in retry_locked(lambda: client.list_artifacts(teacher_run_id, "teacher_logits"))}
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    if f"teacher_logits/{name}" in listed:
-        got = Path(client.download_artifacts(teacher_run_id, f"teacher_logits/{name}", str(cache_dir)))
-        got.replace(local)
-        _finite(torch.load(local, map_location="cpu", weights_only=True))
-        return local, False
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(client.download_artifacts(teacher_run_id, "checkpoint/last.pt", tmp))
+        path = download_checkpoint(uri, teacher_run_id, ckpt.LAST, Path(tmp))
+        if path is None:
+            raise TeacherFailed(f"teacher run {teacher_run_id} stored no final checkpoint")
         state = ckpt.load(path)
         teacher_cfg = TrainConfig.model_validate(state["config"])
         model = build_model(teacher_cfg.model, num_classes=state["num_classes"])
         model.load_state_dict(state["model"])
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(student.device)
     logits = _finite(compute_teacher_logits(model, student.data, device, teacher_cfg.data.eval_crop))
     save_logits(logits, local)
-    retry_locked(lambda: client.log_artifact(teacher_run_id, str(local), "teacher_logits"))
+    upload_logits(uri, teacher_run_id, local)
     return local, True

@@ -191,10 +191,9 @@ def _prepare(spec: TrialSpec, rank: int) -> tuple[TrainConfig, Path]:
             _fetch_checkpoint(spec, workdir)
     cfg = spec.cfg.model_copy(update={"threads": spec.threads})
     if spec.teacher_run:
-        from ..tracking.store import client
         from .teachers import ensure_logits
 
-        logits, _ = ensure_logits(client(spec.uri), spec.teacher_run, cfg, workdir.parent / "teacher_logits")
+        logits, _ = ensure_logits(spec.uri, spec.teacher_run, cfg, workdir.parent / "teacher_logits")
         cfg = cfg.model_copy(update={"reg": cfg.reg.model_copy(update={"teacher_logits": str(logits)})})
     if spec.backbone_run and cfg.transfer is not None:
         from ..tracking import trial_run

@@ -6,8 +6,9 @@ every metric an ablation row logs. Pruned trials end KILLED with tag ``optuna.st
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from mlflow.entities import Param
+from mlflow.entities import Param, RunTag
 
 from ..ablation.record import driver_tags, reap_orphans
 from ..tracking import TrackedRun, finish_run, open_run
@@ -75,6 +76,15 @@ class SearchRecorder:
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], tags: dict[str, str]) -> None:
         add_metrics(self.client, run_id, metrics, tags)
+
+    def tag_parent(self, tags: dict[str, str]) -> None:
+        batch = [RunTag(k, v) for k, v in tags.items()]
+        if batch:
+            retry_locked(lambda: self.client.log_batch(self.parent_id, tags=batch))
+
+    def attach(self, path: Path) -> None:
+        """A file (the best rows' YAML) as an artifact of the study's parent run."""
+        retry_locked(lambda: self.client.log_artifact(self.parent_id, str(path)))
 
     def end(self, run_id: str, status: str, reason: str) -> None:
         finish_run(TrackedRun(run_id, self.experiment_id, self.uri), status, reason)

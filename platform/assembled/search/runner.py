@@ -156,8 +156,8 @@ class _Search:
             print(f"study {self.study.study_name}: trials {self.result.repaired} were left RUNNING by a killed "
                   "driver: marked FAIL, their parameters queued again")  # fmt: skip
         self.result.base = self._base_result()
-        for k, v in self.result.base.items():  # the study page marks the row's own result
-            self.recorder.client.set_tag(self.recorder.parent_id, f"base.{k}", str(v))
+        # the study page marks the row's own result
+        self.recorder.tag_parent({f"base.{k}": str(v) for k, v in self.result.base.items()})
         self._loop()
         return self.result
 
@@ -299,7 +299,7 @@ class _Search:
         path = self.workdir / "best.yaml"
         path.write_text(rows_yaml(rows, self.study.study_name, self.objective, self.result.base))
         self.result.best_yaml = path
-        self.recorder.client.log_artifact(self.recorder.parent_id, str(path))
+        self.recorder.attach(path)
 
 
 def best_row(row: str, study: str, number: int, params: dict[str, Any], kd_row: str | None = None) -> dict:

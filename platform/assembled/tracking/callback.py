@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mlflow.entities import Metric
+from mlflow.entities import Metric, RunTag
 from mlflow.tracking import MlflowClient
 
 from .store import retry_locked
@@ -35,7 +35,11 @@ class MlflowCallback:
     def on_train_start(self, info: dict[str, Any]) -> None:
         tags = {f"data.{k}": str(v) for k, v in info.items() if k in ("num_classes", "train_images", "val_images")}
         tags["device"] = str(info.get("device"))
-        retry_locked(lambda: [self.client.set_tag(self.run_id, k, v) for k, v in tags.items()])
+        for key in ("compute", "compile"):  # device type/precision, as the config hash has it; torch.compile
+            if key in info:
+                tags[key] = str(info[key])
+        batch = [RunTag(k, v) for k, v in tags.items()]
+        retry_locked(lambda: self.client.log_batch(self.run_id, tags=batch))
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float], checkpoint: Path) -> None:
         self.log_metrics(metrics, epoch + 1)

@@ -13,9 +13,8 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from mlflow.entities import Param
+from mlflow.entities import Param, RunTag
 
 from ..training import TrainConfig, Trainer, TrainResult, flatten
 from ..training import checkpoint as ckpt
@@ -35,6 +34,19 @@ class TrackedRun:
     run_id: str
     experiment_id: str
     uri: str
+
+
+# the evaluation after training (the suite): metrics to log with the final epoch's, and tags
+AfterTraining = Callable[[TrainResult], tuple[dict[str, float], dict[str, str]]]
+
+
+def _record(evaluated: tuple[dict[str, float], dict[str, str]], cb: MlflowCallback) -> dict[str, float]:
+    """Tag the run with an evaluation's tags (one request); its metrics go with the final epoch's."""
+    metrics, tags = evaluated
+    if tags:
+        batch = [RunTag(k, str(v)) for k, v in tags.items()]
+        retry_locked(lambda: cb.client.log_batch(cb.run_id, tags=batch))
+    return metrics
 
 
 def open_run(
@@ -79,13 +91,14 @@ def evaluate_tracked(
     cfg: TrainConfig,
     run: TrackedRun,
     checkpoint: str | Path,
-    after_training: Callable[[TrainResult, MlflowCallback], dict[str, Any]],
+    after_training: AfterTraining,
     trained_by_run: str,
 ) -> dict[str, float]:
     """Log into ``run`` the evaluation of weights that a training of the same config wrote
     (``TrainConfig.training_hash``: only the evaluation crop differs), with that training's
     final training metrics; the run says whose weights they are (tag ``trained_by_run``)."""
     from ..data.loaders import eval_batches
+    from ..evaluation.inference import Inference
     from ..evaluation.top1 import evaluate_top1
     from ..training.trainer import resolve_device
     from ..training.transfer import build_network
@@ -101,12 +114,13 @@ def evaluate_tracked(
         device = resolve_device(cfg.device)
         model = build_network(cfg, state["num_classes"])
         model.load_state_dict(state["model"])
-        model.to(device)
+        how = Inference.for_training(cfg, device)  # as the training's own validation ran
+        model = how.prepare(model)
         trained = {k: v for k, v in state["history"][-1].items() if k in TRAINING_SIDE}
-        clean = evaluate_top1(model, eval_batches(cfg.data, device), device)
+        clean = evaluate_top1(model, eval_batches(cfg.data, device), how)
         result = TrainResult(model, trained | clean, [], Path(checkpoint), resumed_from=0)
         final = {f"final_{k}": v for k, v in result.metrics.items() if k in ("top1", "top5", "loss")}
-        final |= result.metrics | after_training(result, cb)
+        final |= result.metrics | _record(after_training(result), cb)
         cb.log_metrics(final, cfg.optim.epochs)
         retry_locked(lambda: c.set_tag(run.run_id, DESCRIPTION_TAG, headline(final)))
     except BaseException as e:
@@ -126,13 +140,13 @@ def train_tracked(
     run: TrackedRun,
     workdir: str | Path | None = None,
     extra_callbacks: list | None = None,
-    after_training: Callable[[TrainResult, MlflowCallback], dict[str, Any]] | None = None,
+    after_training: AfterTraining | None = None,
     progress: bool = True,
     finish: bool = True,
     checkpoint_every_epoch: bool = False,
 ) -> TrainResult:
     """Train ``cfg`` logging into ``run``; ``after_training`` (e.g. the evaluation suite) may add
-    metrics; ``checkpoint_every_epoch`` stores the checkpoint with the run after each epoch."""
+    metrics and tags; ``checkpoint_every_epoch`` stores the checkpoint with the run after each epoch."""
     c = make_client(run.uri)
     cb = MlflowCallback(c, run.run_id, checkpoint_every_epoch=checkpoint_every_epoch)
     workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="assembled-"))
@@ -141,7 +155,7 @@ def train_tracked(
         final = {f"final_{k}": v for k, v in result.metrics.items() if k in ("top1", "top5", "loss")}
         final |= {k: v for k, v in result.metrics.items() if k in ("top1", "top5")}
         if after_training is not None:
-            final |= after_training(result, cb)
+            final |= _record(after_training(result), cb)
         cb.log_metrics(final, len(result.history))
         result.metrics = {**result.metrics, **final}
         line = headline(result.metrics)
@@ -158,3 +172,13 @@ def train_tracked(
     if finish:
         finish_run(run)
     return result
+
+
+def record_evaluation(uri: str, run_id: str, metrics: dict[str, float], tags: dict[str, str], end: bool) -> None:
+    """An evaluation's metrics and tags in ``run_id`` (``assembled evaluate``); ``end``: the run
+    was opened for it and ends FINISHED."""
+    cb = MlflowCallback(make_client(uri), run_id)
+    cb.log_metrics(metrics, 0)
+    _record(({}, tags), cb)
+    if end:
+        retry_locked(lambda: cb.client.set_terminated(run_id))

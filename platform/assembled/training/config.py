@@ -122,7 +122,11 @@ class TrainConfig(BaseModel):
     optim: OptimConfig = OptimConfig()
     reg: RegConfig = RegConfig()
     seed: int = 0
-    device: str = Field("auto", description="auto | cpu | cuda | cuda:N", json_schema_extra=NEVER)
+    device: str = Field(
+        "auto",
+        description="auto | cpu | cuda | cuda:N; its type and the precision are part of a run's identity (compute())",
+        json_schema_extra=NEVER,
+    )
     amp: bool | None = Field(None, description="mixed precision (autocast); default on for CUDA")
     amp_dtype: Literal["bf16", "fp16"] = Field(
         "bf16",
@@ -130,6 +134,13 @@ class TrainConfig(BaseModel):
         json_schema_extra=UNLESS_DEFAULT,
     )
     channels_last: bool | None = Field(None, description="default on for CUDA")
+    compile: Literal["none", "inductor", "eager"] = Field(
+        "none",
+        description="torch.compile the network: inductor generates kernels (GPU speed); eager only traces "
+        "(checks for graph breaks and recompiles quickly). Numbers agree with the uncompiled network's to float "
+        "rounding: not part of a run's identity (tag compile says which)",
+        json_schema_extra=NEVER,
+    )
     eval_every: int = Field(1, ge=1, json_schema_extra=NEVER)
     threads: int | None = Field(None, ge=1, description="torch intra-op threads on CPU", json_schema_extra=NEVER)
     sync_bn: bool = Field(
@@ -182,10 +193,24 @@ class TrainConfig(BaseModel):
 
     def _identity(self) -> dict[str, Any]:
         """The fields the schema marks as identity (``identity.py``), the model by its resolved
-        config (a name and the dict it stands for are one model)."""
+        config (a name and the dict it stands for are one model), and what it computes on unless
+        that is a CPU in FP32 (every run made before this entry was)."""
         d = identity(self)
         d["model"] = self.model_config_resolved().identity()
+        if self.compute() not in ("cpu/fp32", "auto"):
+            d["compute"] = self.compute()
         return d
+
+    def compute(self) -> str:
+        """``device type/precision`` of training and evaluation, e.g. ``cuda/bf16``: a GPU run in
+        bf16 and a CPU run in FP32 train different numbers, so they are different runs (the device
+        index is not). ``auto`` where the device is: the machine decides (a hand-written config;
+        the platform's trials always name their device, from the profile's resources)."""
+        kind = self.device.split(":")[0]
+        if kind == "auto":
+            return "auto"
+        on = kind == "cuda" if self.amp is None else self.amp
+        return f"{kind}/{self.amp_dtype if on else 'fp32'}"
 
 
 def _digest(d: dict[str, Any]) -> str:

@@ -29,6 +29,7 @@ from ..data.folder import DataError, skipped_files
 from ..data.loaders import loader_for
 from ..data.mixup import mixup_pairs, sample_lambda
 from ..data.transforms import to_model_input
+from ..evaluation.inference import Inference
 from ..evaluation.retrieval import evaluate_recall
 from ..evaluation.top1 import evaluate_top1
 from ..models import set_keep_prob
@@ -185,6 +186,8 @@ class Trainer:
         last = self.workdir / ckpt.LAST
         start = {"num_classes": num_classes, "train_images": len(train_ds), "val_images": len(val_ds)}
         start |= {"steps_per_epoch": steps_per_epoch, "device": str(dev), "start_epoch": start_epoch}
+        start["compute"] = f"{dev.type}/{cfg.amp_dtype if self.amp else 'fp32'}"  # what it ran on and in
+        start["compile"] = cfg.compile
         notify(self.callbacks, "on_train_start", start | {"config_hash": cfg.config_hash()})
         metrics: dict[str, float] = dict(history[-1]) if history else {}
         for epoch in range(start_epoch, cfg.optim.epochs):
@@ -219,7 +222,12 @@ class Trainer:
             if dev.type != "cuda":
                 raise ValueError("sync_bn: torch's SyncBatchNorm runs on GPUs only; this trial's workers have none")
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        return wrap(model, dev), opt, start_epoch, history  # DDP after loading: keys stay unprefixed
+        model = wrap(model, dev)  # DDP after loading: keys stay unprefixed
+        if cfg.compile != "none":
+            # in place (nn.Module.compile): state_dict keys stay those of the network, checkpoints
+            # stay loadable uncompiled; DropBlock's keep_prob is a buffer, so its schedule never recompiles
+            model.compile(backend=cfg.compile)
+        return model, opt, start_epoch, history
 
     def _epoch(self, model, opt, train_ds, teacher, epoch: int, steps: int, val_loader) -> dict[str, float]:
         """One epoch's training, then its validation where due; diverged validation raises."""
@@ -250,7 +258,7 @@ class Trainer:
         """Top-1 of a classifier; Recall@K of a retrieval net (its val split: unseen classes)."""
         if self.cfg.head.kind == "embedding":
             return evaluate_recall(model, val_loader, self.device, self.cfg.head.recall_k, self.amp, self.amp_dtype)
-        return evaluate_top1(model, val_loader, self.device, self.amp, self.channels_last, self.amp_dtype)
+        return evaluate_top1(model, val_loader, Inference.for_training(self.cfg, self.device))
 
     def _state(self, model, opt, epoch: int, history: list, num_classes: int) -> dict:
         return {
