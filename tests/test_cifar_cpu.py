@@ -41,7 +41,7 @@ def _costs(table: str, profile: str) -> dict[str, tuple[tuple[int, int], tuple[i
         if r.reference:
             continue
         cfg = train_config(r, tbl, prof)
-        small = cfg.model_config_resolved().model_dump_json()
+        small = cfg.model.model_dump_json()
         full = resolve_config(r.model).model_dump_json()
         out[r.id] = (_cost(small, 10, cfg.data.eval_crop), _cost(full, 1000, r.input_size))
     return out

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from assembled.ablation.profiles import load_profiles, train_config
 from assembled.ablation.spec import load_table
 from assembled.training.config import TrainConfig
@@ -108,3 +110,20 @@ def test_a_profile_names_where_its_trials_train():
 if __name__ == "__main__":
     GOLDEN.write_text(json.dumps(current_hashes(), indent=0, sort_keys=True) + "\n")
     print(f"wrote {GOLDEN}")
+
+
+def test_the_model_is_a_typed_config_whatever_it_was_given_as():
+    """A name, a dict with a name and overrides, or every switch spelled out: one typed
+    ModelConfig inside (no call site resolves it again), one identity; a config written to a
+    checkpoint or MLflow reads back equal, and a checkpoint's older string form still reads."""
+    from assembled.models.config import ModelConfig
+
+    named = TrainConfig(model="resnet50d")
+    assert isinstance(named.model, ModelConfig) and named.model.deep_stem and named.model.name == "resnet50d"
+    spelled = TrainConfig(model={"depth": 50, "deep_stem": True, "avg_down": True})
+    assert spelled.model.name is None and spelled.config_hash() == named.config_hash()
+    assert TrainConfig.model_validate(named.model_dump(mode="json")) == named
+    off = TrainConfig(model={"name": "resnet50d", "deep_stem": False})
+    assert not off.model.deep_stem and off.model.avg_down and off.config_hash() != named.config_hash()
+    with pytest.raises(ValueError, match="unknown model 'resnet51'"):
+        TrainConfig(model="resnet51")

@@ -69,7 +69,7 @@ def test_default_spaces_follow_the_row_techniques_and_apply():
     e7 = default_space(_cfg("E7"))
     assert {"reg.kd_temperature", "reg.dropblock_keep_prob", "model.dropblock_size"} <= set(e7)
     cfg = apply(_cfg("E7"), {"reg.kd_temperature": 2.5, "model.dropblock_size": 5, "optim.base_lr": 0.3})
-    assert cfg.reg.kd_temperature == 2.5 and cfg.model_config_resolved().dropblock_size == 5
+    assert cfg.reg.kd_temperature == 2.5 and cfg.model.dropblock_size == 5
     assert cfg.optim.base_lr == 0.3 and cfg.config_hash() != _cfg("E7").config_hash()
 
 

@@ -30,7 +30,7 @@ def test_tracked_training_logs_everything(tmp_path, mlflow_uri):
     # small ResNet-D + SK + DropBlock with LS + mixup: well above the 10% of chance
     assert run.data.metrics["top1"] > 40.0, run.data.metrics
     assert run.data.params["model.name"] == "resnet50d_sk"
-    assert run.data.params["model_resolved.sk"] == "doubled_3x3"
+    assert run.data.params["model.sk"] == "doubled_3x3" and run.data.params["model.deep_stem"] == "True"  # every switch
     assert run.data.params["reg.mixup_alpha"] == "0.2"
     for tag in ("git_commit", "config_hash", "version.torch"):
         assert run.data.tags[tag]

@@ -284,8 +284,8 @@ def test_transfer_tables_plan_with_backbones_from_other_tables():
     f9, f4 = plan.rows["F9"], plan.rows["F4"]
     assert f9.backbone == "table07:E11" and plan.rows["table07:E11"].teacher == "table07:E6"
     assert f9.cfg.transfer.backbone == plan.rows["table07:E11"].cfg.config_hash()
-    assert not f9.cfg.model_config_resolved().dropblock  # E11's DropBlock is not fine-tuning's
-    assert plan.rows["F10"].cfg.model_config_resolved().dropblock
+    assert not f9.cfg.model.dropblock  # E11's DropBlock is not fine-tuning's
+    assert plan.rows["F10"].cfg.model.dropblock
     assert plan.rows["F10"].cfg.reg.dropblock_start_keep_prob == 0.9
     assert f4.cfg.data.fine_grained and f4.cfg.optim.weight_decay == 0.001
     # the imported backbone row has the identity its own table gives it (so its runs are shared)
@@ -294,7 +294,7 @@ def test_transfer_tables_plan_with_backbones_from_other_tables():
     s = build_plan("12", "smoke")
     s0 = s.rows["S0"].cfg
     assert s0.head.kind == "embedding" and s0.head.dim == 1536 * 8 // 64 and s0.data.split == "zero_shot"
-    assert s0.model_config_resolved().last_stride == 1
+    assert s0.model.last_stride == 1
     for table in ("11", "13"):
         assert build_plan(table, "smoke").rows
 

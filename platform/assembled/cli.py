@@ -71,7 +71,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = apply_overrides(read_yaml(args.config), args.set or [])
     cfg = validate(TrainConfig, data, str(args.config))
     try:
-        check_switches(cfg.model_config_resolved(), set(data.get("reg") or {}))
+        check_switches(cfg.model, set(data.get("reg") or {}))
     except ValueError as e:
         raise ConfigError(f"{args.config}: {e}") from None
     run = open_run(cfg, args.experiment, args.run_name or Path(args.config).stem, tags={"source": "assembled train"})

@@ -44,7 +44,9 @@ class Estimator:
         same = [s for r in self.runs if r.data.tags.get("config_hash") == h and (s := _seconds(r))]
         if same:
             return Estimate(statistics.median(same), f"{len(same)} finished run(s) of this config")
-        model = cfg.model if isinstance(cfg.model, str) else cfg.model.get("name")
+        model = cfg.model.name
+        if model is None:  # switches spelled out, no name to find its kind by
+            return None
         per_epoch = [
             s / float(r.data.params.get("optim.epochs", 1))
             for r in self.runs

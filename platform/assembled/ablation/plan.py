@@ -208,7 +208,7 @@ def _checkpoint_model(file: str, where: Path, rid: str) -> dict:
 
     try:
         state = ckpt.load(file)
-        return TrainConfig.model_validate(state["config"]).model_config_resolved().model_dump()
+        return TrainConfig.model_validate(state["config"]).model.model_dump()
     except Exception as e:
         raise ConfigError(f"{where}: row {rid}: key 'backbone.checkpoint': {file}: {e}") from None
 

@@ -76,7 +76,7 @@ def apply(cfg: TrainConfig, params: dict[str, Any]) -> TrainConfig:
 
 def _uses(cfg: TrainConfig, key: str) -> str | None:
     """Why the row does not use ``key`` (None when it does)."""
-    model = cfg.model_config_resolved()
+    model = cfg.model
     if key == "reg.kd_temperature" and cfg.reg.kd_temperature <= 0:
         return "the row has no knowledge distillation (no kd: teacher)"
     if key in ("reg.dropblock_keep_prob", "model.dropblock_size") and not model.dropblock:
@@ -96,8 +96,7 @@ def parse_space(raw: Any, cfg: TrainConfig, where: str, check_use: bool = True) 
     rows with different techniques)."""
     if not isinstance(raw, dict) or not raw:
         raise ConfigError(f"{where}: key 'search': expected a mapping of dotted keys to dimensions")
-    known = set(flatten(cfg.model_dump(mode="json")))
-    known |= {f"model.{k}" for k in cfg.model_config_resolved().model_dump()}
+    known = set(flatten(cfg.model_dump(mode="json"))) - {"model.name"}  # every switch, not what it is called
     dims: dict[str, Dimension] = {}
     for key, body in raw.items():
         at = f"{where}: key 'search.{key}'"
@@ -146,7 +145,7 @@ def default_space(cfg: TrainConfig) -> dict[str, dict]:
         space["reg.label_smoothing"] = {"type": "float", "low": 0.0, "high": 0.3}
     if cfg.reg.mixup_alpha > 0:
         space["reg.mixup_alpha"] = {"type": "float", "low": 0.1, "high": 1.0}
-    if cfg.model_config_resolved().dropblock:
+    if cfg.model.dropblock:
         space["reg.dropblock_keep_prob"] = {"type": "float", "low": 0.7, "high": 0.98}
         space["model.dropblock_size"] = {"type": "categorical", "choices": [3, 5, 7]}
     if cfg.reg.kd_temperature > 0:

@@ -9,6 +9,7 @@ from pathlib import Path
 def load_checkpoint_model(path: Path, model_override: str | None = None):
     import torch
 
+    from ..models import resolve_config
     from ..training import TrainConfig
     from ..training import checkpoint as ckpt
     from ..training.transfer import build_network
@@ -20,13 +21,14 @@ def load_checkpoint_model(path: Path, model_override: str | None = None):
         raise ValueError(f"{path}: not a checkpoint written by the assembled trainer")
     cfg = TrainConfig.model_validate(state["config"])
     if model_override:
-        cfg = cfg.model_copy(update={"model": model_override})
+        cfg = cfg.model_copy(update={"model": resolve_config(model_override)})  # model_copy does not validate
     model = build_network(cfg, state["num_classes"])
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as e:
         first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
-        raise ValueError(f"{path}: weights do not fit model {cfg.model!r} ({first[:200]})") from None
+        named = cfg.model.name or cfg.model.identity()
+        raise ValueError(f"{path}: weights do not fit model {named} ({first[:200]})") from None
     return model, cfg, state["num_classes"], torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 

@@ -198,11 +198,11 @@ def _throughput(
 ) -> None:
     """Images/s and the ratio to a ResNet-50 of the row's scale; int8 for MobileNet-V1."""
     size = train_cfg.data.eval_crop
-    ref = reference_model(train_cfg.model_config_resolved())
+    ref = reference_model(train_cfg.model)
     result.metrics |= throughput_with_ratio(
         model, size, num_classes, cfg.throughput_batch, device, cfg.throughput_repeats, reference=ref
     )
-    if train_cfg.model_config_resolved().arch == "mobilenet_v1":
+    if train_cfg.model.arch == "mobilenet_v1":
         try:
             result.metrics["throughput_int8"] = quantized_cpu_throughput(model, size)
         except Exception as e:  # quantisation support varies by build; say why and go on

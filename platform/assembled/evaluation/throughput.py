@@ -179,9 +179,7 @@ def measure_architectures(
         torch.set_num_threads(threads)
 
     def key(spec, size: int, classes: int) -> str:
-        return json.dumps(
-            [resolve_config(spec).inference_twin().model_dump(mode="json"), size, classes], sort_keys=True
-        )
+        return json.dumps([resolve_config(spec).inference_twin().identity(), size, classes], sort_keys=True)
 
     nets: dict[str, tuple[nn.Module, int]] = {}
     for spec, size, classes in [(s, z, c) for s, z, c in jobs.values()] + [

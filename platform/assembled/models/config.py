@@ -6,7 +6,7 @@ Unknown keys are rejected so a typo in a YAML table fails before anything trains
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -20,6 +20,11 @@ class ModelConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    name: str | None = Field(
+        None,
+        description="the registered name it stands for (models/names.py): its switches are the defaults the other "
+        "keys override; shown in plans and logs, not part of its identity",
+    )
     arch: Literal["resnet", "mobilenet_v1", "efficientnet"] = "resnet"
     depth: int = 50
     layers: tuple[int, int, int, int] | None = Field(None, description="override block counts per stage")
@@ -72,6 +77,18 @@ class ModelConfig(BaseModel):
         them alone have one throughput (timing them apart only measures noise)."""
         return self.model_copy(update={name: type(self).model_fields[name].default for name in _TRAINING_ONLY})
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, data: Any) -> Any:
+        """A name stands for its registered switches; the keys given beside it override them."""
+        if isinstance(data, dict) and data.get("name") is not None:
+            from .names import REGISTRY
+
+            if data["name"] not in REGISTRY:
+                raise ValueError(f"unknown model {data['name']!r}; registered: {', '.join(REGISTRY)}")
+            return {**REGISTRY[data["name"]][0], **data}
+        return data
+
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
         if self.arch == "resnet" and self.layers is None and self.depth not in RESNET_LAYERS:
@@ -99,7 +116,7 @@ class ModelConfig(BaseModel):
     def identity(self) -> dict:
         """The dump that identifies an architecture, without switches that change nothing here
         (so adding a switch never changes the identity of models that do not use it)."""
-        d = self.model_dump(mode="json")
+        d = self.model_dump(mode="json", exclude={"name"})
         if self.sk != "3x3_5x5":
             d.pop("sk_5x5")
         if not self.official_tf:

@@ -46,14 +46,10 @@ def resolve_config(spec: str | dict[str, Any] | ModelConfig) -> ModelConfig:
         return spec
     if isinstance(spec, str):
         spec = {"name": spec}
-    spec = dict(spec)
-    name = spec.pop("name", None)
-    base: dict[str, Any] = {}
-    if name is not None:
-        if name not in REGISTRY:
-            raise ValueError(f"unknown model {name!r}; registered: {', '.join(REGISTRY)}")
-        base = dict(REGISTRY[name][0])
-    return ModelConfig.model_validate({**base, **spec})
+    name = spec.get("name")
+    if name is not None and name not in REGISTRY:  # said plainly here, before pydantic wraps it
+        raise ValueError(f"unknown model {name!r}; registered: {', '.join(REGISTRY)}")
+    return ModelConfig.model_validate(spec)
 
 
 def default_input_size(spec: str | dict[str, Any] | ModelConfig) -> int:

@@ -70,8 +70,7 @@ def open_run(
         all_tags["mlflow.parentRunId"] = parent_run_id
     run = retry_locked(lambda: c.create_run(exp_id, tags=all_tags, run_name=run_name))
     rid = run.info.run_id
-    resolved = cfg.model_dump(mode="json")
-    resolved["model_resolved"] = cfg.model_config_resolved().model_dump(mode="json")
+    resolved = cfg.model_dump(mode="json")  # the model as every switch it has (model.name: what it was called)
     params = [Param(k, str(v)[:PARAM_MAX]) for k, v in flatten(resolved).items()]
     for i in range(0, len(params), 90):
         chunk = params[i : i + 90]

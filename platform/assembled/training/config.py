@@ -117,7 +117,10 @@ class TransferConfig(BaseModel):
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: dict[str, Any] | str = "resnet50"
+    model: ModelConfig = Field(
+        default_factory=lambda: resolve_config("resnet50"),
+        description="a registered name, a dict of switches (with or without a name) or a ModelConfig; kept typed",
+    )
     data: DataConfig = DataConfig()
     optim: OptimConfig = OptimConfig()
     reg: RegConfig = RegConfig()
@@ -153,11 +156,10 @@ class TrainConfig(BaseModel):
         None, description="fine-tune from a trained backbone", json_schema_extra=UNLESS_DEFAULT
     )
 
-    @field_validator("model")
+    @field_validator("model", mode="before")
     @classmethod
-    def _model_ok(cls, v: dict[str, Any] | str) -> dict[str, Any] | str:
-        resolve_config(v)  # raises with the offending key
-        return v
+    def _resolve_model(cls, v: Any) -> ModelConfig:
+        return resolve_config(v)  # a name's switches under the keys given; raises with the offending key
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
@@ -166,16 +168,13 @@ class TrainConfig(BaseModel):
         if self.reg.mixup_alpha > 0 and self.reg.mixup_type == 2 and B % 2:
             raise ValueError(f"mixup_type 2 pairs the two halves of a batch: optim.batch_size must be even, got {B}")
         if self.head.kind == "embedding":
-            if self.model_config_resolved().arch != "resnet":
+            if self.model.arch != "resnet":
                 raise ValueError("head.kind embedding (image retrieval) needs a ResNet model")
             if self.head.loss == "arcface" and self.reg.mixup_alpha > 0:
                 raise ValueError("head.loss arcface puts its margin on one class per image: it cannot take mixup")
         if self.data.kind == "synthetic" and self.data.train_size < B:
             raise ValueError(f"data.train_size {self.data.train_size} is smaller than one batch (optim.batch_size {B})")
         return self
-
-    def model_config_resolved(self) -> ModelConfig:
-        return resolve_config(self.model)
 
     def config_hash(self) -> str:
         """Identity of what is trained: everything except where/how fast it runs."""
@@ -193,10 +192,10 @@ class TrainConfig(BaseModel):
 
     def _identity(self) -> dict[str, Any]:
         """The fields the schema marks as identity (``identity.py``), the model by its resolved
-        config (a name and the dict it stands for are one model), and what it computes on unless
+        identity (a name and the dict it stands for are one model), and what it computes on unless
         that is a CPU in FP32 (every run made before this entry was)."""
         d = identity(self)
-        d["model"] = self.model_config_resolved().identity()
+        d["model"] = self.model.identity()
         if self.compute() not in ("cpu/fp32", "auto"):
             d["compute"] = self.compute()
         return d
