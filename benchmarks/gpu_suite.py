@@ -17,6 +17,7 @@ little left is skipped, saying so; one that runs out is stopped and keeps what i
   syncs-kd     the same with knowledge distillation (the teacher table's gather)
   data-path    the input paths alone (files, cache, device, device + AutoAugment)
   robustness   mCE + mFR time as a multiple of one clean pass
+  decode       ImageNet-size JPEG decode: PIL and torchvision on a core, nvjpeg batched (DALI if installed)
   compiled     train-r50 with torch.compile (inductor; eager on --cpu): compiled in the first epoch,
                the second timed
 
@@ -71,6 +72,7 @@ def steps(data: str) -> list[Step]:
              ("--size", "32", "--batch", "32", "--steps", "5", *d), 30),
         Step("robustness", "evaluation.py", ("--size", "224", "--images", "64", "--mfr-images", "8"),
              ("--size", "32", "--images", "16", "--mfr-images", "2", "--width", "8"), 60),
+        Step("decode", "decode.py", ("--images", "256", "--rounds", "3"), ("--images", "16", "--rounds", "1"), 20),
         Step("compiled", "train_step.py", ("--model", "resnet50", "--compile", "inductor", *train_gpu),
              ("--model", "resnet50", "--compile", "eager", *train_cpu), 120),
     ]  # fmt: skip

@@ -162,10 +162,10 @@ def test_imagenet_c_folder_matches_on_the_fly(tmp_path):
 @pytest.mark.slow
 def test_evaluate_command_logs_the_suite(tmp_path, mlflow_uri):
     quick = ROOT / "ablations" / "train" / "resnet50d_sk_quick.yaml"
-    r = cli("train", str(quick), "--set", "optim.epochs=1", "--set", "data.train_size=1000", cwd=tmp_path)
+    r = cli("train", str(quick), "--set", "optim.epochs=1", "--set", "data.train_size=256", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     (ckpt,) = list((tmp_path / "runs").glob("*/last.pt"))
-    r = cli("evaluate", str(ckpt), "--mce-images", "100", "--mfr-images", "20", "--extra-corruptions", cwd=tmp_path)
+    r = cli("evaluate", str(ckpt), "--mce-images", "25", "--mfr-images", "8", "--extra-corruptions", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     run = MlflowClient(mlflow_uri).get_run(ckpt.parent.name)
     m = run.data.metrics
@@ -258,7 +258,7 @@ def test_clean_and_corrupted_sets_run_in_the_training_precision(amp):
          "channels_last": True, "data": {"kind": "synthetic", "num_classes": 4, "train_size": 64, "val_size": 16,
                                           "image_size": 32}}
     )  # fmt: skip
-    model = build_model(cfg.model_config_resolved(), 4)
+    model = build_model(cfg.model, 4)
     seen: set[tuple] = set()
     model.fc.register_forward_hook(lambda m, i, out: i[0].shape[0] > 1 and seen.add((out.dtype, i[0].shape[0])))
 

@@ -22,6 +22,7 @@ STEPS = [
     "syncs-kd",
     "data-path",
     "robustness",
+    "decode",
     "compiled",
 ]
 CIFAR = ROOT.parent / "shared" / "data" / "cifar10"
@@ -42,7 +43,7 @@ def test_the_gpu_suite_runs_every_step_in_cpu_mode(tmp_path):
         assert (tmp_path / f"{name}.txt").exists()
     table = (tmp_path / "summary.txt").read_text()
     assert all(f"\n{name} " in table for name in STEPS), table
-    assert "bf16 matmul" in table and "x R50" in table and "mCE total" in table
+    assert "bf16 matmul" in table and "x R50" in table and "mCE total" in table and "decode PIL" in table
     if CIFAR.exists():  # the training and data steps read real CIFAR-10
         assert "ratio trainer/bare" in table and "syncs: skipped (no CUDA device" in table
         assert "cifar top1" in table and "device + AutoAugment" in table
