@@ -45,3 +45,23 @@ def test_uploads_use_checksums_s3_compatible_stores_accept(monkeypatch):
         assert r.stdout.splitlines()[-1] == "WHEN_SUPPORTED", r.stderr
         monkeypatch.delenv(key, raising=False)
         assert worker_env()[key] == "WHEN_REQUIRED"
+
+
+def test_a_gpu_profile_without_a_gpu_stops_before_anything_is_recorded(tmp_path):
+    """Its runs would be recorded as CUDA runs (TrainConfig.compute): where the trials would run
+    on this GPU-less machine, the command refuses in one line before Ray starts or a store or run
+    is made; plan says the same. (On a machine with a GPU this test has nothing to refuse.)"""
+    import pytest
+
+    from assembled.runner.resources import this_machine
+
+    if "GPU" in this_machine():
+        pytest.skip("this machine has a GPU: a GPU profile is served here")
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "RAY_ADDRESS": ""}
+    for executor in ("ray", "local"):
+        r = cli("ablation", "6", "--profile", "cifar", "--rows", "T0", "--executor", executor, cwd=tmp_path, env=env)
+        assert r.returncode == 2 and "profile cifar trains on GPUs" in r.stderr, r.stderr[-2000:]
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "runs").exists()
+    plan = cli("plan", "6", "--profile", "cifar", cwd=tmp_path, env=env)
+    assert plan.returncode == 0 and "this machine has none" in plan.stdout

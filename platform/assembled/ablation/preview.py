@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -120,33 +119,19 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def _resources_line(plan: Plan) -> str:
     """What each trial gets: on a cluster (RAY_ADDRESS) the profile's request, on a local Ray
     what ``ablation`` would fit to this machine (more one-thread trials on a small CPU box)."""
-    import os
-
     from ..config_io import ConfigError
-    from ..runner.resources import fit_resources, fmt
+    from ..runner.resources import fit_resources, fmt, this_machine
 
     req = plan.profile.resources
     if os.environ.get("RAY_ADDRESS"):
         asked = {"CPU": req.cpu} | ({"GPU": req.gpu} if req.gpu else {})
         return f"trials: {fmt(asked)} each (profile {plan.profile_name})"
-    here = {"CPU": float(os.cpu_count() or 1)} | ({"GPU": float(n)} if (n := _local_gpus()) else {})
+    here = this_machine()
     try:
         fitted, note = fit_resources(plan.profile_name, req, [here], True)
     except ConfigError as e:
         return f"on a local Ray: {e} (ablation would stop there)"
     return f"on a local Ray: {note or f'each trial gets {fmt(fitted)} of the {fmt(here)} here'}"
-
-
-def _local_gpus() -> int:
-    """GPUs here. torch (seconds to import) only where a GPU driver is loaded: a plan on a CPU
-    box answers in about a second."""
-    import shutil
-
-    if not (Path("/proc/driver/nvidia").exists() or Path("/dev/kfd").exists() or shutil.which("nvidia-smi")):
-        return 0
-    import torch
-
-    return torch.cuda.device_count()
 
 
 def _judged(plan: Plan) -> str:

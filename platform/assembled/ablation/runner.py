@@ -85,7 +85,8 @@ def run_plan(
     module, so bad input is one line in about a second, not after torch and Ray have loaded."""
     workdir = (workdir or Path.cwd() / "runs") / plan.experiment
     check_writable(workdir, "checkpoints and the summary")
-    ex = make_executor(executor, address, workdir, plan.experiment)  # a bad flag fails before any run exists
+    # a bad flag, or a profile this machine cannot serve, fails before any run exists
+    ex = make_executor(executor, address, workdir, plan.experiment, plan.profile_name, plan.profile.resources)
     with interruptible():
         recorder = Recorder(plan, tracking_uri(), workdir)
         recorder.open()

@@ -16,7 +16,7 @@ from ..evaluation.protocol import MAX_CV
 from ..training.config import TrainConfig
 from .executor import Outcome, RayExecutor, join_uri
 from .progress import Tally
-from .resources import DRIVER_ONLY, Resources, fit_resources, trial_threads
+from .resources import DRIVER_ONLY, Resources, fit_resources, this_machine, trial_threads
 from .trial import TrialSpec
 
 
@@ -26,6 +26,7 @@ class Executor(Protocol):
     storage: str
     connected: bool
     local: bool
+    on_this_machine: bool  # its trials run here (a local Ray it starts, or this process)
 
     def start(self) -> None: ...
     def nodes(self) -> list[dict[str, float]]: ...
@@ -39,16 +40,23 @@ class Executor(Protocol):
     def stop(self) -> None: ...
 
 
-def make_executor(kind: str, address: str | None, workdir: Path, name: str) -> Executor:
+def make_executor(
+    kind: str, address: str | None, workdir: Path, name: str, profile: str, request: Resources
+) -> Executor:
     """``kind``: "ray" (a local Ray, or the cluster at ``address``) or "local" (trials one after
-    another in this process, no Ray)."""
+    another in this process, no Ray). Where the trials would run on this machine, a profile it
+    cannot serve (a GPU profile without a GPU) fails here: before Ray starts or a run is recorded."""
     if kind == "local":
         if address:
             raise ConfigError("--executor local runs trials in this process: it takes no --address")
         from .local_executor import LocalExecutor
 
-        return LocalExecutor(workdir)
-    return RayExecutor(address, workdir / "ray", name)
+        ex: Executor = LocalExecutor(workdir)
+    else:
+        ex = RayExecutor(address, workdir / "ray", name)
+    if ex.on_this_machine:
+        fit_resources(profile, request, [this_machine()], True)
+    return ex
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,7 @@ class RayExecutor:
         self.storage = join_uri(shared, name) if shared else str(storage.resolve())
         self.connected = False  # this executor called ray.init
         self.local = False  # ... and started the Ray it runs on
+        self.on_this_machine = not self.address  # it will start a Ray here
 
     def start(self) -> None:
         import ray

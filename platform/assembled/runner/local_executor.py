@@ -20,6 +20,7 @@ from .trial import RETRYABLE, TrialSpec, _train
 
 class LocalExecutor:
     local = True  # what this command started: resources are fitted to this machine
+    on_this_machine = True
 
     def __init__(self, workdir: Path) -> None:
         self.connected = False

@@ -3,6 +3,10 @@ has, and the torch threads that follow from it. Torch-free, as profiles and plan
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..config_io import ConfigError
@@ -99,3 +103,15 @@ def trial_threads(request: Resources, fitted: dict[str, float]) -> int:
 
 def fmt(res: dict[str, float]) -> str:
     return ", ".join(f"{v:g} {k}" for k, v in res.items()) or "nothing"
+
+
+def this_machine() -> dict[str, float]:
+    """This machine as a node: its CPUs, and its GPUs (torch, seconds to import, only where a GPU
+    driver is loaded: a CPU box answers at once)."""
+    here = {"CPU": float(os.cpu_count() or 1)}
+    if Path("/proc/driver/nvidia").exists() or Path("/dev/kfd").exists() or shutil.which("nvidia-smi"):
+        import torch
+
+        if gpus := torch.cuda.device_count():
+            here["GPU"] = float(gpus)
+    return here

@@ -128,7 +128,9 @@ def run_search(opts: SearchOptions, plan: Plan | None = None) -> SearchResult:
         "optuna.storage": redact(url),  # where the study is, without the password
         "space": space.origin,
     }
-    executor = make_executor(opts.executor, opts.address, workdir, f"search-{plan.experiment}")
+    executor = make_executor(
+        opts.executor, opts.address, workdir, f"search-{plan.experiment}", plan.profile_name, plan.profile.resources
+    )
     with interruptible():
         recorder = SearchRecorder(f"search-{plan.experiment}", name, uri, tags)
         recorder.open()
