@@ -30,12 +30,11 @@ class Inference:
     @classmethod
     def for_training(cls, cfg: TrainConfig, device: torch.device) -> Inference:
         """As the run trained: autocast and channels_last default on for CUDA (TrainConfig)."""
-        cuda = device.type == "cuda"
         return cls(
             device,
-            cuda if cfg.amp is None else cfg.amp,
+            cfg.uses_amp(device.type),
             torch.float16 if cfg.amp_dtype == "fp16" else torch.bfloat16,
-            cuda if cfg.channels_last is None else cfg.channels_last,
+            cfg.uses_channels_last(device.type),
         )
 
     @property

@@ -8,13 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlflow.entities import Param, RunTag
+from mlflow.entities import Param
 
 from ..ablation.record import driver_tags, reap_orphans
 from ..tracking import TrackedRun, finish_run, open_run
 from ..tracking.headline import add_metrics
 from ..tracking.store import client as make_client
-from ..tracking.store import ensure_experiment, retry_locked
+from ..tracking.store import ensure_experiment, retry_locked, set_tags
 from ..training import TrainConfig
 
 
@@ -48,8 +48,7 @@ class SearchRecorder:
         if found:
             self.parent_id = found[0].info.run_id
             retry_locked(lambda: self.client.update_run(self.parent_id, status="RUNNING"))
-            for k, v in tags.items():
-                retry_locked(lambda k=k, v=v: self.client.set_tag(self.parent_id, k, v))
+            set_tags(self.client, self.parent_id, tags)
         else:
             name = f"study {self.study}"
             run = retry_locked(lambda: self.client.create_run(self.experiment_id, run_name=name, tags=tags))
@@ -78,9 +77,7 @@ class SearchRecorder:
         add_metrics(self.client, run_id, metrics, tags)
 
     def tag_parent(self, tags: dict[str, str]) -> None:
-        batch = [RunTag(k, v) for k, v in tags.items()]
-        if batch:
-            retry_locked(lambda: self.client.log_batch(self.parent_id, tags=batch))
+        set_tags(self.client, self.parent_id, tags)
 
     def attach(self, path: Path) -> None:
         """A file (the best rows' YAML) as an artifact of the study's parent run."""

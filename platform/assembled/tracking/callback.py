@@ -6,10 +6,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mlflow.entities import Metric, RunTag
+from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-from .store import retry_locked
+from .store import retry_locked, set_tags
 
 CHECKPOINT_EPOCH = "checkpoint_epoch"  # tag: the epoch of the checkpoint stored with the run
 
@@ -38,8 +38,7 @@ class MlflowCallback:
         for key in ("compute", "compile"):  # device type/precision, as the config hash has it; torch.compile
             if key in info:
                 tags[key] = str(info[key])
-        batch = [RunTag(k, v) for k, v in tags.items()]
-        retry_locked(lambda: self.client.log_batch(self.run_id, tags=batch))
+        set_tags(self.client, self.run_id, tags)
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float], checkpoint: Path) -> None:
         self.log_metrics(metrics, epoch + 1)

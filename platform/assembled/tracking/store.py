@@ -45,6 +45,15 @@ def retry_locked(fn: Callable[[], T], attempts: int = 8) -> T:
     raise AssertionError("unreachable")
 
 
+def set_tags(client: MlflowClient, run_id: str, tags: dict[str, str]) -> None:
+    """Set a run's tags in one request (``log_batch``), retried while SQLite is locked."""
+    from mlflow.entities import RunTag
+
+    batch = [RunTag(k, str(v)) for k, v in tags.items()]
+    if batch:
+        retry_locked(lambda: client.log_batch(run_id, tags=batch))
+
+
 @contextmanager
 def schema_lock(uri: str) -> Iterator[None]:
     """Hold an exclusive file lock beside a SQLite store (no-op for other stores)."""

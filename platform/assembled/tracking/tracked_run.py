@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlflow.entities import Param, RunTag
+from mlflow.entities import Param
 
 from ..training import TrainConfig, Trainer, TrainResult, flatten
 from ..training import checkpoint as ckpt
@@ -24,7 +24,7 @@ from .headline import DESCRIPTION_TAG, headline
 from .health import failure_reason
 from .provenance import provenance_tags
 from .store import client as make_client
-from .store import ensure_experiment, retry_locked, tracking_uri
+from .store import ensure_experiment, retry_locked, set_tags, tracking_uri
 
 PARAM_MAX = 6000
 
@@ -43,9 +43,7 @@ AfterTraining = Callable[[TrainResult], tuple[dict[str, float], dict[str, str]]]
 def _record(evaluated: tuple[dict[str, float], dict[str, str]], cb: MlflowCallback) -> dict[str, float]:
     """Tag the run with an evaluation's tags (one request); its metrics go with the final epoch's."""
     metrics, tags = evaluated
-    if tags:
-        batch = [RunTag(k, str(v)) for k, v in tags.items()]
-        retry_locked(lambda: cb.client.log_batch(cb.run_id, tags=batch))
+    set_tags(cb.client, cb.run_id, tags)
     return metrics
 
 
@@ -178,6 +176,6 @@ def record_evaluation(uri: str, run_id: str, metrics: dict[str, float], tags: di
     was opened for it and ends FINISHED."""
     cb = MlflowCallback(make_client(uri), run_id)
     cb.log_metrics(metrics, 0)
-    _record(({}, tags), cb)
+    set_tags(cb.client, run_id, tags)
     if end:
         retry_locked(lambda: cb.client.set_terminated(run_id))

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .callback import CHECKPOINT_EPOCH
-from .store import client, retry_locked
+from .store import client, retry_locked, set_tags
 
 
 def has_tag(uri: str, run_id: str, key: str) -> bool:
@@ -20,11 +20,9 @@ def set_tag(uri: str, run_id: str, key: str, value: str) -> None:
 
 def mark_started(uri: str, run_id: str, tags: dict[str, str]) -> None:
     """RUNNING with ``tags``, without the failure reason of an earlier attempt of this run."""
-    from mlflow.entities import RunTag
-
     c = client(uri)
     retry_locked(lambda: c.update_run(run_id, status="RUNNING"))
-    retry_locked(lambda: c.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()]))  # one request
+    set_tags(c, run_id, tags)
     if "failure_reason" in retry_locked(lambda: c.get_run(run_id)).data.tags:
         retry_locked(lambda: c.delete_tag(run_id, "failure_reason"))
 

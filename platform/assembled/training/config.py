@@ -208,8 +208,14 @@ class TrainConfig(BaseModel):
         kind = self.device.split(":")[0]
         if kind == "auto":
             return "auto"
-        on = kind == "cuda" if self.amp is None else self.amp
-        return f"{kind}/{self.amp_dtype if on else 'fp32'}"
+        return f"{kind}/{self.amp_dtype if self.uses_amp(kind) else 'fp32'}"
+
+    def uses_amp(self, device_type: str) -> bool:
+        """Autocast on a device of this type: as set, else on for CUDA (training and evaluation)."""
+        return device_type == "cuda" if self.amp is None else self.amp
+
+    def uses_channels_last(self, device_type: str) -> bool:
+        return device_type == "cuda" if self.channels_last is None else self.channels_last
 
 
 def _digest(d: dict[str, Any]) -> str:

@@ -110,12 +110,12 @@ class Trainer:
         self.callbacks = list(callbacks or [])
         self.progress = progress
         self.device = resolve_device(cfg.device)
-        cuda = self.device.type == "cuda"
-        self.amp = cuda if cfg.amp is None else cfg.amp
-        self.amp_dtype = torch.float16 if cfg.amp_dtype == "fp16" else torch.bfloat16
+        # training's precision and layout; validation and the evaluation suite run in the same
+        self.inference = Inference.for_training(cfg, self.device)
+        self.amp, self.amp_dtype = self.inference.amp, self.inference.dtype
         # fp16 needs its gradients scaled (bf16 has float32's range); a disabled scaler is a no-op
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp and cfg.amp_dtype == "fp16")
-        self.channels_last = cuda if cfg.channels_last is None else cfg.channels_last
+        self.channels_last = self.inference.channels_last
         self.mix_gen = torch.Generator().manual_seed(cfg.seed + 17)
         self.rank, self.world = world()  # data-parallel when a process group exists (distributed.py)
         self._device_batches: DeviceBatches | None = None
@@ -186,7 +186,7 @@ class Trainer:
         last = self.workdir / ckpt.LAST
         start = {"num_classes": num_classes, "train_images": len(train_ds), "val_images": len(val_ds)}
         start |= {"steps_per_epoch": steps_per_epoch, "device": str(dev), "start_epoch": start_epoch}
-        start["compute"] = f"{dev.type}/{cfg.amp_dtype if self.amp else 'fp32'}"  # what it ran on and in
+        start["compute"] = f"{dev.type}/{self.inference.precision}"  # what it ran on and in
         start["compile"] = cfg.compile
         notify(self.callbacks, "on_train_start", start | {"config_hash": cfg.config_hash()})
         metrics: dict[str, float] = dict(history[-1]) if history else {}
@@ -258,7 +258,7 @@ class Trainer:
         """Top-1 of a classifier; Recall@K of a retrieval net (its val split: unseen classes)."""
         if self.cfg.head.kind == "embedding":
             return evaluate_recall(model, val_loader, self.device, self.cfg.head.recall_k, self.amp, self.amp_dtype)
-        return evaluate_top1(model, val_loader, Inference.for_training(self.cfg, self.device))
+        return evaluate_top1(model, val_loader, self.inference)
 
     def _state(self, model, opt, epoch: int, history: list, num_classes: int) -> dict:
         return {
