@@ -57,11 +57,19 @@ def test_a_gpu_profile_without_a_gpu_stops_before_anything_is_recorded(tmp_path)
 
     if "GPU" in this_machine():
         pytest.skip("this machine has a GPU: a GPU profile is served here")
+    from PIL import Image
+
+    data = tmp_path / "data"  # an ImageFolder of its own: the profile's CIFAR-10 is the team checkout's
+    for split, n in (("train", 1024), ("val", 1)):
+        (data / split / "a").mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (4, 4)).save(data / split / "a" / f"{i}.png")
     env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "RAY_ADDRESS": ""}
     for executor in ("ray", "local"):
-        r = cli("ablation", "6", "--profile", "cifar", "--rows", "T0", "--executor", executor, cwd=tmp_path, env=env)
+        args = ["--profile", "cifar", "--data", str(data), "--rows", "T0", "--executor", executor]
+        r = cli("ablation", "6", *args, cwd=tmp_path, env=env)
         assert r.returncode == 2 and "profile cifar trains on GPUs" in r.stderr, r.stderr[-2000:]
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "runs").exists()
-    plan = cli("plan", "6", "--profile", "cifar", cwd=tmp_path, env=env)
+    plan = cli("plan", "6", "--profile", "cifar", "--data", str(data), cwd=tmp_path, env=env)
     assert plan.returncode == 0 and "this machine has none" in plan.stdout
