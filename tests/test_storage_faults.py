@@ -62,6 +62,35 @@ def test_a_damaged_store_is_one_line_for_every_command(tmp_path, damage):
         _one_line_error(cli(*args, cwd=tmp_path, env=env), str(db), "damaged", "move it aside")
 
 
+_KILLED_WRITER = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("PRAGMA cache_size=1")  # spill the changed pages into the file: the journal is hot
+conn.execute("BEGIN IMMEDIATE")
+conn.execute("UPDATE tags SET value = 'half-written' WHERE key = 'note'")
+print("writing", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_writer_killed_mid_write_leaves_a_store_that_recovers(tmp_path):
+    """SIGKILL in the middle of a write (as CI once saw after `assembled train` was killed) leaves
+    mlflow.db-journal; the next command rolls it back (SQLite's recovery), rather than calling the
+    store damaged because a read-only connection may not roll it back."""
+    db = _store_with_runs(tmp_path)
+    writer = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(db)], stdout=subprocess.PIPE, text=True)
+    assert writer.stdout is not None and writer.stdout.readline().strip() == "writing"
+    writer.kill()
+    writer.wait()
+    journal = db.with_name("mlflow.db-journal")
+    assert journal.stat().st_size > 0
+    r = cli("plan", "6", "--profile", "smoke", cwd=tmp_path, env={"MLFLOW_TRACKING_URI": f"sqlite:///{db}"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert not journal.exists()
+    notes = sqlite3.connect(db).execute("SELECT DISTINCT value FROM tags WHERE key = 'note'").fetchall()
+    assert notes == [("x" * 2000,)]
+
+
 def test_a_tracking_server_that_does_not_answer_is_one_line(tmp_path):
     uri = f"http://user:pw@127.0.0.1:{free_port()}"
     for args in (["report", "6"], ROWS):

@@ -65,11 +65,22 @@ def _check_sqlite(db: Path, write: bool) -> None:
 
 
 def _integrity(db: Path) -> str | None:
-    """SQLite's quick_check (O(size), milliseconds for a store of thousands of runs)."""
+    """SQLite's quick_check (O(size), milliseconds for a store of thousands of runs). The
+    connection is read-write where the store can be written: a process killed in the middle of a
+    write leaves a hot journal (``mlflow.db-journal``) that SQLite rolls back on the next
+    read-write open, and that a read-only connection refuses ("attempt to write a readonly
+    database"), which is a store in need of SQLite's own recovery, not a damaged one."""
+    writable = os.access(db, os.W_OK) and os.access(db.parent, os.W_OK | os.X_OK)
     try:
-        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)) as conn:
+        with closing(sqlite3.connect(f"file:{db}?mode={'rw' if writable else 'ro'}", uri=True, timeout=30)) as conn:
             rows = conn.execute("PRAGMA quick_check(1)").fetchall()
     except sqlite3.DatabaseError as e:
+        journal = db.with_name(db.name + "-journal")
+        if not writable and journal.exists():  # not damage: moving the store aside would lose it
+            raise StorageError(
+                f"the MLflow store {db} has an unfinished write ({journal.name}, left by a killed "
+                "process) that only a read-write open rolls back; run one command where it can be written"
+            ) from e
         return str(e)
     result = " ".join(str(rows[0][0]).split()) if rows else "no answer"
     return None if result == "ok" else result
