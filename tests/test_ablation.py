@@ -62,8 +62,8 @@ table: kd
 title: KD teacher runs once
 rows:
   - {id: T, model: {name: resnet50, width: 8, layers: [1, 1, 1, 1]}, epochs: 120, input_size: 224}
-  - {id: S1, model: resnet50d, kd: {row: T, temperature: 1.0}, epochs: 120, input_size: 224}
-  - {id: S2, base: S1, kd: {row: T, temperature: 2.0}}
+  - {id: S1, model: resnet50d, kd: {row: T}, epochs: 120, input_size: 224}
+  - {id: S2, base: S1, reg: {kd_temperature: 2.0}}
 """
 
 
@@ -109,6 +109,19 @@ BAD = {
     "missing teacher row": (
         "rows:\n  - {id: A, model: resnet50, kd: {row: Q}}\n",
         "row A: key 'kd.row': teacher row Q is not in this table",
+    ),
+    # one name for the KD temperature, from the table to a search's best.yaml
+    "the temperature under kd": (
+        "rows:\n  - {id: T, model: resnet50}\n  - {id: A, model: resnet50d, kd: {row: T, temperature: 2}}\n",
+        "row A: key 'kd': the KD temperature is the row's reg.kd_temperature",
+    ),
+    "a temperature without a teacher": (
+        "rows:\n  - {id: A, model: resnet50, reg: {kd_temperature: 2}}\n",
+        "row A: key 'reg.kd_temperature': the row has no teacher",
+    ),
+    "a teacher at temperature 0": (
+        "rows:\n  - {id: T, model: resnet50}\n  - {id: A, model: resnet50d, kd: {row: T}, reg: {kd_temperature: 0}}\n",
+        "row A: key 'reg.kd_temperature': a row with a kd: teacher distils at a temperature > 0",
     ),
     "judged against a missing row": (
         "rows:\n  - {id: A, model: resnet50}\n  - {id: B, base: A, vs: Z}\n",
@@ -268,7 +281,7 @@ title: teachers from another table and from a model config
 rows:
   - {id: S1, model: resnet50d, kd: {row: "other.yaml:T"}, epochs: 120, input_size: 224}
   - {id: S2, base: S1, kd: {model: {name: se_resnet50d}}}
-  - {id: S3, base: S1, kd: {model: {name: se_resnet50d}, temperature: 2.0}}
+  - {id: S3, base: S1, kd: {model: {name: se_resnet50d}}, reg: {kd_temperature: 2.0}}
 """
 
 

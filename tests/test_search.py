@@ -74,14 +74,15 @@ def test_default_spaces_follow_the_row_techniques_and_apply():
 
 
 def test_best_row_pastes_into_a_table(tmp_path):
-    row = best_row("E7", "s", 3, {"optim.base_lr": 0.3, "reg.kd_temperature": 2.0, "reg.label_smoothing": 0.05},
-                   kd_row="EffB7")  # fmt: skip
+    row = best_row("E7", "s", 3, {"optim.base_lr": 0.3, "reg.kd_temperature": 2.0, "reg.label_smoothing": 0.05})
     table = yaml.safe_load((ROOT / "ablations" / "table07.yaml").read_text())
     table["rows"].append(row)
     (tmp_path / "t.yaml").write_text(yaml.safe_dump(table))
     _, rows = load_table(tmp_path / "t.yaml")
     tuned = next(r for r in rows if r.id == "E7-t3")
-    assert tuned.optim == {"base_lr": 0.3} and tuned.kd.temperature == 2.0 and tuned.reg["label_smoothing"] == 0.05
+    assert tuned.optim == {"base_lr": 0.3} and tuned.kd == next(r for r in rows if r.id == "E7").kd
+    assert tuned.reg["kd_temperature"] == 2.0 and tuned.reg["label_smoothing"] == 0.05
+    assert row["reg"] == {"kd_temperature": 2.0, "label_smoothing": 0.05} and "kd" not in row  # one name
 
 
 def test_bad_space_file_fails_before_anything_runs(tmp_path):

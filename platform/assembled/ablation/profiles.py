@@ -140,9 +140,7 @@ def train_config(
         data["path"] = str(data_override)
     epochs = max(profile.min_epochs, round(row.epochs * profile.epoch_scale))
     optim = {**profile.optim, "epochs": epochs, "schedule": table.schedule, **row.optim}
-    reg = dict(row.reg)
-    if row.kd is not None:
-        reg["kd_temperature"] = row.kd.temperature
+    reg = dict(row.reg)  # with reg.kd_temperature on a KD row (spec._check_kd)
     threads = profile.resources.threads or max(1, int(profile.resources.cpu))
     sync_bn = profile.resources.sync_bn and profile.resources.workers > 1
     try:

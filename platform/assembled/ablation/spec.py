@@ -37,7 +37,16 @@ class Teacher(BaseModel):
 
     row: str | None = None
     model: dict[str, Any] | str | None = None
-    temperature: float = Field(1.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_temperature(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "temperature" in data:  # the name before there was one name
+            raise ValueError(
+                "the KD temperature is the row's reg.kd_temperature (the name in configs, searches and "
+                "best.yaml too): write kd: {row: ...}, reg: {kd_temperature: T}"
+            )
+        return data
 
     @model_validator(mode="after")
     def _one(self) -> Teacher:
@@ -213,6 +222,8 @@ def _resolve(path: Path, row: Row, by_id: dict[str, Row], stack: list[str]) -> R
     if model is None and backbone is None:
         raise ConfigError(f"{_where(path, row.id, 'model')}: no model (give one, a base row, or a backbone)")
     reg = {**(parent.reg if parent else {}), **(row.reg or {})}
+    kd = row.kd if row.kd is not None else (parent.kd if parent else None)
+    _check_kd(path, row.id, kd, reg)
     optim = {**(parent.optim if parent else {}), **(row.optim or {})}
     if backbone is None:  # a transfer row's model is its backbone's: checked when the plan resolves it
         _check_model(path, row.id, model, reg)
@@ -224,7 +235,7 @@ def _resolve(path: Path, row: Row, by_id: dict[str, Row], stack: list[str]) -> R
         model=model if model is not None else {},
         reg=reg,
         optim=optim,
-        kd=row.kd if row.kd is not None else (parent.kd if parent else None),
+        kd=kd,
         autoaugment=row.autoaugment if row.autoaugment is not None else (parent.autoaugment if parent else False),
         epochs=row.epochs or (parent.epochs if parent else 120),
         input_size=row.input_size or (parent.input_size if parent else 224),
@@ -239,6 +250,20 @@ def _resolve(path: Path, row: Row, by_id: dict[str, Row], stack: list[str]) -> R
         head={**(parent.head if parent else {}), **(row.head or {})},
         transfer={**(parent.transfer if parent else {}), **(row.transfer or {})},
     )
+
+
+def _check_kd(path: Path, rid: str, kd: Teacher | None, reg: dict[str, Any]) -> None:
+    """A teacher distils at reg.kd_temperature (1 unless the row says), and a temperature needs a
+    teacher: one name for the temperature, from the table to best.yaml."""
+    if kd is None:
+        if reg.get("kd_temperature"):
+            raise ConfigError(f"{_where(path, rid, 'reg.kd_temperature')}: the row has no teacher (kd: {{row: ...}})")
+        return
+    temperature = reg.setdefault("kd_temperature", 1.0)
+    if not isinstance(temperature, int | float) or temperature <= 0:
+        raise ConfigError(
+            f"{_where(path, rid, 'reg.kd_temperature')}: a row with a kd: teacher distils at a temperature > 0"
+        )
 
 
 def _check_model(path: Path, rid: str, model: dict[str, Any] | str, reg: dict[str, Any]) -> None:

@@ -294,9 +294,7 @@ class _Search:
             return
         trials = self.study.best_trials if self.objective.multi else [self.study.best_trial]
         self.result.best = [{"number": t.number, "values": t.values, "params": t.params} for t in trials]
-        kd = self.plan.rows[self.opts.row].row.kd
-        kd_row = kd.row if kd is not None else None
-        rows = [best_row(self.opts.row, self.study.study_name, t.number, t.params, kd_row) for t in trials]
+        rows = [best_row(self.opts.row, self.study.study_name, t.number, t.params) for t in trials]
         self.workdir.mkdir(parents=True, exist_ok=True)
         path = self.workdir / "best.yaml"
         path.write_text(rows_yaml(rows, self.study.study_name, self.objective, self.result.base))
@@ -304,7 +302,7 @@ class _Search:
         self.recorder.attach(path)
 
 
-def best_row(row: str, study: str, number: int, params: dict[str, Any], kd_row: str | None = None) -> dict:
+def best_row(row: str, study: str, number: int, params: dict[str, Any]) -> dict:
     """A ready-to-paste table row: the searched row as its base plus the keys the trial changed
     (``optim.epochs`` is then an epoch count for every profile, as searched)."""
     out: dict[str, Any] = {
@@ -313,9 +311,6 @@ def best_row(row: str, study: str, number: int, params: dict[str, Any], kd_row: 
         "base": row,
     }
     for key, value in sorted(params.items()):
-        if key == "reg.kd_temperature" and kd_row:  # a row's KD temperature lives in its kd: entry
-            out["kd"] = {"row": kd_row, "temperature": value}
-            continue
         section, _, rest = key.partition(".")
         out.setdefault(section, {})[rest] = value
     return out
