@@ -20,7 +20,7 @@ CASES = {
     "import assembled.training.config, assembled.evaluation.config, assembled.models": ("torch", "ray"),
     "import dashboards.build, dashboards.cli, dashboards.page, dashboards.source": ("torch", "ray", "optuna", "mlflow"),
     "import assembled.ablation.report, assembled.ablation.results": ("torch", "ray", "optuna", "mlflow"),
-    "import assembled.tracking.store": ("torch", "ray", "optuna", "mlflow"),
+    "import assembled.tracking.store, assembled.tracking.drivers": ("torch", "ray", "optuna", "mlflow"),
 }
 
 

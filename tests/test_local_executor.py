@@ -102,8 +102,9 @@ def test_of_two_invocations_that_pass_the_check_together_the_later_yields(tmp_pa
     from mlflow.tracking import MlflowClient
 
     from assembled.ablation.plan import build_plan
-    from assembled.ablation.record import Recorder, driver_tags
+    from assembled.ablation.record import Recorder
     from assembled.config_io import ConfigError
+    from assembled.tracking.drivers import driver_tags
 
     from .conftest import ROOT
 

@@ -10,7 +10,6 @@ in flight KILLED, and the next invocation marks runs whose driver process is gon
 
 from __future__ import annotations
 
-import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,63 +18,13 @@ import pandas as pd
 from mlflow.entities import Run
 
 from ..config_io import ConfigError
-from ..tracking import TrackedRun, finish_run, open_run
-from ..tracking.headline import DESCRIPTION_TAG, add_metrics
-from ..tracking.store import client as make_client
-from ..tracking.store import ensure_experiment, retry_locked, schema_lock
+from ..tracking.drivers import driver_tags
+from ..tracking.headline import DESCRIPTION_TAG
+from ..tracking.invocation import Invocation
+from ..tracking.store import retry_locked, schema_lock
 from .plan import Plan
 from .report import markdown
 from .summary import build_summary, latest_runs, summary_columns, table_runs, unit_frame
-
-UNFINISHED = ("RUNNING", "SCHEDULED")
-
-
-def _process_start(pid: int) -> str | None:
-    """Start time of a process (clock ticks since boot), or None when there is no such process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def driver_tags() -> dict[str, str]:
-    pid = os.getpid()
-    return {"driver.host": socket.gethostname(), "driver.pid": str(pid), "driver.started": _process_start(pid) or ""}
-
-
-def driver_gone(tags: dict[str, str]) -> bool:
-    """True when the run's driver ran on this host and that process no longer exists (a reused
-    pid has another start time). Drivers on other hosts cannot be judged from here."""
-    if tags.get("driver.host") != socket.gethostname() or not tags.get("driver.pid"):
-        return False
-    started = _process_start(int(tags["driver.pid"]))
-    return started is None or started != tags.get("driver.started")
-
-
-PARENT_KINDS = ("ablation", "search")  # runs that own trials and carry their driver's tags
-
-
-def reap_orphans(client, experiment_id: str, end) -> list[str]:
-    """Runs an earlier driver left RUNNING or SCHEDULED when it died: parents whose driver process
-    is gone, and trials whose parent is not alive. ``end(run_id, status, reason)`` ends each."""
-    runs = retry_locked(lambda: client.search_runs([experiment_id], "", max_results=5000, order_by=["start_time DESC"]))
-    open_runs = [r for r in runs if r.info.status in UNFINISHED]
-    alive_parents = {
-        r.info.run_id for r in open_runs if r.data.tags.get("kind") in PARENT_KINDS and not driver_gone(r.data.tags)
-    }
-    reaped = []
-    for r in open_runs:
-        tags = r.data.tags
-        if tags.get("kind") in PARENT_KINDS and r.info.run_id not in alive_parents:
-            why = f"driver process {tags.get('driver.pid')} on {tags.get('driver.host')} is gone (killed?)"
-        elif tags.get("kind") == "trial" and tags.get("mlflow.parentRunId") not in alive_parents:
-            why = f"its invocation (parent run {tags.get('mlflow.parentRunId', '?')}) ended or its driver is gone"
-        else:
-            continue
-        end(r.info.run_id, "KILLED", f"{why}; marked KILLED by the next invocation")
-        reaped.append(r.info.run_id)
-    return reaped
 
 
 @dataclass
@@ -83,14 +32,24 @@ class Recorder:
     plan: Plan
     uri: str
     workdir: Path
-    experiment_id: str = ""
-    parent_id: str = ""
-    children: dict[str, str] = field(default_factory=dict)  # unit -> run id used by this invocation
     reused: dict[str, Run] = field(default_factory=dict)  # unit -> FINISHED run of another table
     table: dict = field(default_factory=dict)  # the manifest, once closed
 
     def __post_init__(self) -> None:
-        self.client = make_client(self.uri)
+        self.runs = Invocation(self.uri, self.plan.experiment)
+
+    @property
+    def experiment_id(self) -> str:
+        return self.runs.experiment_id
+
+    @property
+    def parent_id(self) -> str:
+        return self.runs.parent_id
+
+    @property
+    def children(self) -> dict:
+        """unit -> the run id this invocation scheduled for it"""
+        return self.runs.children
 
     # -- the parent ---------------------------------------------------------------------
     def open(self) -> str:
@@ -98,10 +57,9 @@ class Recorder:
         driver's RUNNING parent of this table refuses this one, checked under the store's lock
         (SQLite) and again once this parent exists (a tracking server has no lock: of two drivers
         that passed the first check in the same second, the later one yields)."""
-        plan = self.plan
-        self.experiment_id = ensure_experiment(plan.experiment, self.uri)
+        self.runs.open_experiment()
         with schema_lock(self.uri):
-            self.reap_orphans()
+            self.runs.reap()
             if running := self._running_parents():
                 raise self._running_error(running[0])
             self._create_parent()
@@ -109,21 +67,16 @@ class Recorder:
         return self.parent_id
 
     def _running_parents(self) -> list[Run]:
-        return retry_locked(
-            lambda: self.client.search_runs(
-                [self.experiment_id], "tags.kind = 'ablation' and attributes.status = 'RUNNING'", max_results=10
-            )
-        )
+        return self.runs.find("tags.kind = 'ablation' and attributes.status = 'RUNNING'", max_results=10)
 
     def _yield_to_an_earlier_rival(self) -> None:
         """Another RUNNING parent of this table that started before this one (ties: the smaller
         run id) wins: this one's parent run is deleted (nothing was started) and it refuses."""
-        mine = retry_locked(lambda: self.client.get_run(self.parent_id))
+        mine = self.runs.get(self.parent_id)
         order = (mine.info.start_time, mine.info.run_id)
         rivals = [r for r in self._running_parents() if (r.info.start_time, r.info.run_id) < order]
         if rivals:
-            retry_locked(lambda: self.client.delete_run(self.parent_id))
-            self.parent_id = ""
+            self.runs.drop_parent()
             raise self._running_error(rivals[0])
 
     def _running_error(self, run: Run) -> ConfigError:
@@ -151,44 +104,24 @@ class Recorder:
             "repeats": str(plan.repeats),
             **driver_tags(),
         }
-        previous = self._previous_parent()
+        # the newest earlier invocation of this table and profile: this one continues it
+        previous = self.runs.find(f"tags.kind = 'ablation' and tags.profile = '{plan.profile_name}'", max_results=1)
         if previous:
-            tags["resumed_from"] = previous
-        name = f"{plan.experiment} ({plan.profile_name})"
-        parent = retry_locked(lambda: self.client.create_run(self.experiment_id, run_name=name, tags=tags))
-        self.parent_id = parent.info.run_id
-        retry_locked(lambda: self.client.log_dict(self.parent_id, manifest(plan), "table.json"))
+            tags["resumed_from"] = previous[0].info.run_id
+        self.runs.create_parent(f"{plan.experiment} ({plan.profile_name})", tags)
+        self.runs.attach_dict(manifest(plan), "table.json")
         return self.parent_id
-
-    def _previous_parent(self) -> str | None:
-        """The newest earlier invocation of this table and profile: this one continues it."""
-        found = retry_locked(
-            lambda: self.client.search_runs(
-                [self.experiment_id],
-                f"tags.kind = 'ablation' and tags.profile = '{self.plan.profile_name}'",
-                order_by=["attributes.start_time DESC"],
-                max_results=1,
-            )
-        )
-        return found[0].info.run_id if found else None
-
-    def reap_orphans(self) -> list[str]:
-        """Mark KILLED the runs an earlier driver left RUNNING or SCHEDULED when it died (kill -9)."""
-        reaped = reap_orphans(self.client, self.experiment_id, self.end)
-        if reaped:
-            print(f"{self.plan.experiment}: marked {len(reaped)} run(s) KILLED whose driver is gone")
-        return reaped
 
     # -- children -------------------------------------------------------------------------
     def latest(self) -> dict[str, Run]:
         """Newest run of each unit (row x seed) with the current config hash, any status."""
-        return retry_locked(lambda: latest_runs(self.client, self.experiment_id, self.plan.units))
+        return retry_locked(lambda: latest_runs(self.runs.client, self.experiment_id, self.plan.units))
 
     def finished(self) -> dict[str, Run]:
         """Each unit's FINISHED run: its own, or one of another table with the same config hash
         and evaluation identity (remembered in :attr:`reused`)."""
         eval_id = self.plan.eval_cfg.identity()
-        runs = retry_locked(lambda: table_runs(self.client, self.experiment_id, self.plan.units, eval_id))
+        runs = retry_locked(lambda: table_runs(self.runs.client, self.experiment_id, self.plan.units, eval_id))
         done = {k: r for k, r in runs.items() if r.info.status == "FINISHED"}
         self.reused = {k: r for k, r in done.items() if r.info.experiment_id != self.experiment_id}
         return done
@@ -196,8 +129,7 @@ class Recorder:
     def adopt(self, key: str) -> str:
         """Use another table's finished run for a unit; the run records every table using it."""
         run = self.reused[key]
-        tag = f"used_by.{self.plan.experiment}"
-        retry_locked(lambda: self.client.set_tag(run.info.run_id, tag, self.plan.rows[key].id))
+        self.runs.tag(run.info.run_id, {f"used_by.{self.plan.experiment}": self.plan.rows[key].id})
         origin = f"table {run.data.tags.get('table', '?')} row {run.data.tags.get('row', '?')}"
         return f"{key}: reusing the finished run of {origin} (same config hash and evaluation)"
 
@@ -206,26 +138,10 @@ class Recorder:
         run of this config hash when that was KILLED or FAILED (an interrupted row continues its
         own run) or is being re-evaluated, else a new run."""
         prev = None if fresh else self.latest().get(rid)
-        if prev is not None and prev.info.status in UNFINISHED:
-            prev = None  # a live invocation's run (orphans were reaped at open): leave it to it
-        if prev is not None:
-            run_id = prev.info.run_id
-            old_parent = prev.data.tags.get("mlflow.parentRunId", "")
-            retry_locked(lambda: self.client.set_tag(run_id, "resumed_from_parent", old_parent))
-            retry_locked(lambda: self.client.set_tag(run_id, "mlflow.parentRunId", self.parent_id))
-        else:
-            prow = self.plan.rows[rid]
-            run_id = open_run(
-                prow.cfg,
-                self.plan.experiment,
-                rid,
-                parent_run_id=self.parent_id,
-                tags=self.child_tags(rid),
-                uri=self.uri,
-            ).run_id
-        retry_locked(lambda: self.client.update_run(run_id, status="SCHEDULED"))
-        self.children[rid] = run_id
-        return run_id
+        if prev is not None and prev.info.status not in ("RUNNING", "SCHEDULED"):
+            return self.runs.continue_trial_run(rid, prev)
+        # none, or a live invocation's run (orphans were reaped at open): leave that to it
+        return self.runs.new_trial_run(rid, self.plan.rows[rid].cfg, rid, self.child_tags(rid))
 
     def child_tags(self, rid: str) -> dict[str, str]:
         prow, plan = self.plan.rows[rid], self.plan
@@ -244,14 +160,14 @@ class Recorder:
 
     def end(self, run_id: str, status: str, reason: str) -> None:
         """End a run FAILED or KILLED with the reason, as a trial's own run would end."""
-        finish_run(TrackedRun(run_id, self.experiment_id, self.uri), status, reason)
+        self.runs.end(run_id, status, reason)
 
     def block(self, rid: str, reason: str) -> None:
         """A row that cannot run (its teacher failed) still leaves a FAILED run that says why."""
         self.end(self.child(rid, fresh=False), "FAILED", reason)
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], tags: dict[str, str]) -> None:
-        add_metrics(self.client, run_id, metrics, tags)
+        self.runs.log_metrics(run_id, metrics, tags)
 
     # -- the end ---------------------------------------------------------------------------
     @property
@@ -266,46 +182,41 @@ class Recorder:
         trial already ended KILLED: a Ctrl-C reaches the workers too, and their own reason
         ("KeyboardInterrupt") would not say how to resume."""
         if status != "FINISHED":
-            self._end_children(status, reason or "interrupted")
+            why = reason or "interrupted"
+            self.runs.end_children(status, why if status == "KILLED" else f"the invocation failed: {why}",
+                                   rekill=status == "KILLED")  # fmt: skip
         error = None
         try:
             summary = self._summarise(status, failed)
         except Exception as e:  # the parent's status must still be written; then the error goes on
             error, status = e, "FAILED" if status == "FINISHED" else status
             reason = reason or f"the summary could not be written: {type(e).__name__}: {e}"[:2000]
-        if reason:
-            retry_locked(lambda: self.client.set_tag(self.parent_id, "failure_reason", reason))
-        retry_locked(lambda: self.client.set_terminated(self.parent_id, status=status))
+        self.runs.close(status, reason)
         if error is not None:
             raise error
         return summary
 
-    def _end_children(self, status: str, reason: str) -> None:
-        for run_id in self.children.values():
-            now = retry_locked(lambda run_id=run_id: self.client.get_run(run_id)).info.status
-            if now in UNFINISHED or (status == "KILLED" and now == "KILLED"):
-                why = reason if status == "KILLED" else f"the invocation failed: {reason}"
-                self.end(run_id, status, why)
-
     def _summarise(self, status: str, failed: dict[str, str]) -> pd.DataFrame:
         """summary.csv (file and artifact) and the parent's description and tags."""
         table = self.table = manifest(self.plan)
-        runs = retry_locked(
-            lambda: table_runs(self.client, self.experiment_id, self.plan.units, self.plan.eval_cfg.identity())
-        )
+        eval_id = self.plan.eval_cfg.identity()
+        runs = retry_locked(lambda: table_runs(self.runs.client, self.experiment_id, self.plan.units, eval_id))
         summary = build_summary(table, unit_frame(table, runs, self.experiment_id))
         self.summary_csv.parent.mkdir(parents=True, exist_ok=True)
         summary_columns(summary).to_csv(self.summary_csv, index=False)
-        retry_locked(lambda: self.client.log_artifact(self.parent_id, str(self.summary_csv)))
-        description = _fit_tag(markdown(table, summary), "\n\n(truncated: `assembled report` prints all of it)")
-        retry_locked(lambda: self.client.set_tag(self.parent_id, DESCRIPTION_TAG, description))
+        self.runs.attach(self.summary_csv)
+        tags = {
+            DESCRIPTION_TAG: _fit_tag(markdown(table, summary), "\n\n(truncated: `assembled report` prints all of it)")
+        }
         if status == "FINISHED" and not self.children:
             # every row was already finished: say so, so the experiment page is not a stack of look-alikes
-            retry_locked(lambda: self.client.set_tag(self.parent_id, "nothing_ran", "true"))
-            name = f"{self.plan.experiment} ({self.plan.profile_name}; nothing to run)"
-            retry_locked(lambda: self.client.set_tag(self.parent_id, "mlflow.runName", name))
+            tags |= {
+                "nothing_ran": "true",
+                "mlflow.runName": f"{self.plan.experiment} ({self.plan.profile_name}; nothing to run)",
+            }
         if failed:
-            retry_locked(lambda: self.client.set_tag(self.parent_id, "failed_rows", ",".join(sorted(failed))))
+            tags["failed_rows"] = ",".join(sorted(failed))
+        self.runs.tag_parent(tags)
         return summary
 
 

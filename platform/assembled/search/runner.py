@@ -269,7 +269,7 @@ class _Search:
             self.result.pruned[trial.number] = out.reason
             return 0
         if out.status == "finished":
-            metrics = self.recorder.client.get_run(out.run_id).data.metrics
+            metrics = self.recorder.metrics(out.run_id)
             values = [metrics.get(m) for m in self.objective.metrics]
             if all(v is not None for v in values):
                 self.study.tell(trial, values if self.objective.multi else values[0])

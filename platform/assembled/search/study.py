@@ -124,15 +124,9 @@ def open_study(name: str, url: str, objective: Objective, sampler, pruner, ident
     return study
 
 
-def driver_tags() -> dict[str, str]:
-    from ..ablation.record import driver_tags as tags
-
-    return tags()
-
-
 def claim(study: optuna.Study) -> None:
     """Make this process the study's driver, unless a live driver on this host still runs it."""
-    from ..ablation.record import driver_gone
+    from ..tracking.drivers import driver_gone, driver_tags
 
     prev = study.user_attrs.get("driver")
     if prev and prev.get("driver.pid") != str(os.getpid()) and not driver_gone(prev):
