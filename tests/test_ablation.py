@@ -290,7 +290,7 @@ def test_teachers_from_another_table_and_a_model_config(ablation_env):
     tmp, root, client = ablation_env
     (root / "other.yaml").write_text(OTHER_TABLE)
     (root / "ext.yaml").write_text(EXTERNAL_KD)
-    result = run_ablation(str(root / "ext.yaml"), "smoke", ablations_dir=root, workdir=tmp / "runs")
+    result = run_ablation(str(root / "ext.yaml"), "smoke", ablations_dir=root, workdir=tmp / "runs", executor="local")
     assert not result.failed, result.failed
     teachers = sorted(r for r in result.ran if not r.startswith("S"))
     assert len(teachers) == 2 and teachers[0] == "other:T" and teachers[1].startswith("teacher-")

@@ -159,10 +159,12 @@ def test_switching_and_deleting_stores_then_rerun(ablation_env, monkeypatch):
     (tmp / "a.db").unlink()
     r = cli("ablation", str(table), "--profile", "smoke", cwd=tmp, env={"MLFLOW_TRACKING_URI": store_a})
     assert r.returncode == 0 and "ran 1" in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
-    # --rerun: a new run under a new parent; the old run keeps its single epoch
+    # --rerun (in-process: the store decides, not the executor): a new run under a new parent;
+    # the old run keeps its single epoch
     b = MlflowClient(store_b)
     (old,) = _runs(b, "switch", "trial")
-    r = cli("ablation", str(table), "--profile", "smoke", "--rerun", cwd=tmp, env={"MLFLOW_TRACKING_URI": store_b})
+    rerun = ["--rerun", "--executor", "local"]
+    r = cli("ablation", str(table), "--profile", "smoke", *rerun, cwd=tmp, env={"MLFLOW_TRACKING_URI": store_b})
     assert r.returncode == 0 and "ran 1" in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
     trials = _runs(b, "switch", "trial")
     assert len(trials) == 2

@@ -61,7 +61,9 @@ def store(tmp_path_factory):
             mp.setenv(k, v)
         from assembled.ablation.runner import run_ablation
 
-        result = run_ablation(str(tmp / "dash.yaml"), "smoke", ablations_dir=tmp, workdir=tmp / "runs")
+        result = run_ablation(
+            str(tmp / "dash.yaml"), "smoke", ablations_dir=tmp, workdir=tmp / "runs", executor="local"
+        )
     shutil.rmtree(ray_tmp, ignore_errors=True)
     assert set(result.failed) == {"Broken"}, result.failed
     return tmp, uri, result

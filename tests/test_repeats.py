@@ -36,7 +36,8 @@ def test_repeats_report_reuse_and_plan(ablation_env):
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"  # the runs table opens first
 
     # raising the repeats later runs only the missing seeds
-    more = cli("ablation", "6", "--profile", "smoke", "--repeats", "3", "--rows", "T0", "T1", cwd=tmp)
+    more = cli("ablation", "6", "--profile", "smoke", "--repeats", "3", "--rows", "T0", "T1", "--executor", "local",
+               cwd=tmp)  # fmt: skip
     assert more.returncode == 0 and "ran 2, skipped (already finished) 4" in more.stdout, more.stdout[-2000:]
     assert sorted(len(v) for v in _by_row(children(client, "table06")).values()) == [3, 3]
 

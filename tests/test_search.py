@@ -128,7 +128,7 @@ def test_search_continues_to_the_count_and_is_served(ablation_env):
             assert {"top1", "mce", "mfr", "macs", "params"} <= set(r.data.metrics)
     assert "best trial" in first.stdout and "best.yaml" in first.stdout
 
-    more = cli(*SEARCH, "--trials", "6", cwd=tmp)
+    more = cli(*SEARCH, "--trials", "6", "--executor", "local", cwd=tmp)  # the study is the executor's business
     assert more.returncode == 0, more.stdout[-3000:] + more.stderr[-3000:]
     assert len(_study(tmp, STUDY).trials) == 6 and len(_trial_runs(client, STUDY)) == 6  # exactly two more
     exp = client.get_experiment_by_name("search-table07")
@@ -177,7 +177,8 @@ def test_search_continues_to_the_count_and_is_served(ablation_env):
 def test_bad_region_fails_with_reasons_and_the_study_completes(ablation_env):
     tmp, _, client = ablation_env
     (tmp / "space.yaml").write_text("optim.base_lr: {type: categorical, choices: [0.2, 1.0e+6]}\n")
-    r = cli(*SEARCH, "--trials", "2", "--space", "space.yaml", "--sampler", "random", "--study", "bad", cwd=tmp)
+    r = cli(*SEARCH, "--trials", "2", "--space", "space.yaml", "--sampler", "random", "--study", "bad",
+            "--executor", "local", cwd=tmp)  # fmt: skip
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     study = _study(tmp, "bad")
     done = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
@@ -230,7 +231,8 @@ def test_killed_driver_then_the_same_command_finishes(ablation_env):
 @pytest.mark.slow
 def test_two_objectives_store_a_pareto_set(ablation_env):
     tmp, _, client = ablation_env
-    r = cli(*SEARCH, "--trials", "2", "--objective", "top1,throughput", "--sampler", "nsga2", cwd=tmp)
+    r = cli(*SEARCH, "--trials", "2", "--objective", "top1,throughput", "--sampler", "nsga2", "--executor", "local",
+            cwd=tmp)  # fmt: skip
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     study = _study(tmp, "table07-E3-smoke-top1+throughput")
     assert len(study.directions) == 2 and study.best_trials
