@@ -117,22 +117,22 @@ def test_of_two_invocations_that_pass_the_check_together_the_later_yields(tmp_pa
 
         def _create_parent(self) -> str:
             if self.first:
-                self.rival = client.create_run(self.experiment_id, tags=rival_tags).info.run_id
+                self.rival = client.create_run(self.runs.experiment_id, tags=rival_tags).info.run_id
                 time.sleep(0.01)
             out = super()._create_parent()
             if not self.first:
                 time.sleep(0.01)
-                self.rival = client.create_run(self.experiment_id, tags=rival_tags).info.run_id
+                self.rival = client.create_run(self.runs.experiment_id, tags=rival_tags).info.run_id
             return out
 
     later = RacedBy(plan, mlflow_uri, tmp_path / "runs")
     with pytest.raises(ConfigError, match=r"table06 is being run now by pid 4242 .*nothing was started"):
         later.open()
-    parents = client.search_runs([later.experiment_id], "tags.kind = 'ablation'")
+    parents = client.search_runs([later.runs.experiment_id], "tags.kind = 'ablation'")
     assert [p.info.run_id for p in parents] == [later.rival]  # its own parent is gone, the rival's stays
     client.set_terminated(later.rival, "KILLED")
 
     RacedBy.first = False
     earlier = RacedBy(plan, mlflow_uri, tmp_path / "runs")
-    assert earlier.open() == earlier.parent_id != ""  # it started first: it goes on
-    assert client.get_run(earlier.parent_id).info.status == "RUNNING"
+    assert earlier.open() == earlier.runs.parent_id != ""  # it started first: it goes on
+    assert client.get_run(earlier.runs.parent_id).info.status == "RUNNING"

@@ -38,19 +38,6 @@ class Recorder:
     def __post_init__(self) -> None:
         self.runs = Invocation(self.uri, self.plan.experiment)
 
-    @property
-    def experiment_id(self) -> str:
-        return self.runs.experiment_id
-
-    @property
-    def parent_id(self) -> str:
-        return self.runs.parent_id
-
-    @property
-    def children(self) -> dict:
-        """unit -> the run id this invocation scheduled for it"""
-        return self.runs.children
-
     # -- the parent ---------------------------------------------------------------------
     def open(self) -> str:
         """The invocation's parent run. One invocation per table and store at a time: a live
@@ -64,7 +51,7 @@ class Recorder:
                 raise self._running_error(running[0])
             self._create_parent()
         self._yield_to_an_earlier_rival()
-        return self.parent_id
+        return self.runs.parent_id
 
     def _running_parents(self) -> list[Run]:
         return self.runs.find("tags.kind = 'ablation' and attributes.status = 'RUNNING'", max_results=10)
@@ -72,7 +59,7 @@ class Recorder:
     def _yield_to_an_earlier_rival(self) -> None:
         """Another RUNNING parent of this table that started before this one (ties: the smaller
         run id) wins: this one's parent run is deleted (nothing was started) and it refuses."""
-        mine = self.runs.get(self.parent_id)
+        mine = self.runs.get(self.runs.parent_id)
         order = (mine.info.start_time, mine.info.run_id)
         rivals = [r for r in self._running_parents() if (r.info.start_time, r.info.run_id) < order]
         if rivals:
@@ -110,20 +97,20 @@ class Recorder:
             tags["resumed_from"] = previous[0].info.run_id
         self.runs.create_parent(f"{plan.experiment} ({plan.profile_name})", tags)
         self.runs.attach_dict(manifest(plan), "table.json")
-        return self.parent_id
+        return self.runs.parent_id
 
     # -- children -------------------------------------------------------------------------
     def latest(self) -> dict[str, Run]:
         """Newest run of each unit (row x seed) with the current config hash, any status."""
-        return retry_locked(lambda: latest_runs(self.runs.client, self.experiment_id, self.plan.units))
+        return retry_locked(lambda: latest_runs(self.runs.client, self.runs.experiment_id, self.plan.units))
 
     def finished(self) -> dict[str, Run]:
         """Each unit's FINISHED run: its own, or one of another table with the same config hash
         and evaluation identity (remembered in :attr:`reused`)."""
         eval_id = self.plan.eval_cfg.identity()
-        runs = retry_locked(lambda: table_runs(self.runs.client, self.experiment_id, self.plan.units, eval_id))
+        runs = retry_locked(lambda: table_runs(self.runs.client, self.runs.experiment_id, self.plan.units, eval_id))
         done = {k: r for k, r in runs.items() if r.info.status == "FINISHED"}
-        self.reused = {k: r for k, r in done.items() if r.info.experiment_id != self.experiment_id}
+        self.reused = {k: r for k, r in done.items() if r.info.experiment_id != self.runs.experiment_id}
         return done
 
     def adopt(self, key: str) -> str:
@@ -200,15 +187,15 @@ class Recorder:
         """summary.csv (file and artifact) and the parent's description and tags."""
         table = self.table = manifest(self.plan)
         eval_id = self.plan.eval_cfg.identity()
-        runs = retry_locked(lambda: table_runs(self.runs.client, self.experiment_id, self.plan.units, eval_id))
-        summary = build_summary(table, unit_frame(table, runs, self.experiment_id))
+        runs = retry_locked(lambda: table_runs(self.runs.client, self.runs.experiment_id, self.plan.units, eval_id))
+        summary = build_summary(table, unit_frame(table, runs, self.runs.experiment_id))
         self.summary_csv.parent.mkdir(parents=True, exist_ok=True)
         summary_columns(summary).to_csv(self.summary_csv, index=False)
         self.runs.attach(self.summary_csv)
         tags = {
             DESCRIPTION_TAG: _fit_tag(markdown(table, summary), "\n\n(truncated: `assembled report` prints all of it)")
         }
-        if status == "FINISHED" and not self.children:
+        if status == "FINISHED" and not self.runs.children:
             # every row was already finished: say so, so the experiment page is not a stack of look-alikes
             tags |= {
                 "nothing_ran": "true",

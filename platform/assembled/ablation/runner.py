@@ -90,7 +90,7 @@ def run_plan(
     with interruptible():
         recorder = Recorder(plan, tracking_uri(), workdir)
         recorder.open()
-        driver = Driver(ex, plan.trial_settings(), recorder.uri, recorder.experiment_id)
+        driver = Driver(ex, plan.trial_settings(), recorder.uri, recorder.runs.experiment_id)
         return _Run(plan, recorder, driver, workdir, rerun, retime).execute()
 
 
@@ -102,7 +102,7 @@ class _Run:
     ) -> None:
         self.plan, self.recorder, self.driver, self.workdir, self.rerun = plan, recorder, driver, workdir, rerun
         self.retime = retime
-        self.result = AblationResult(recorder.parent_id, plan.experiment)
+        self.result = AblationResult(recorder.runs.parent_id, plan.experiment)
         self.state: dict[str, str] = {}
         self.run_of: dict[str, str] = {}
         self.tally = Tally(0)
@@ -122,7 +122,7 @@ class _Run:
         self.driver.stop()
         self.result.summary = self.recorder.close(status, self.result.failed, reason)
         self.result.manifest = self.recorder.table
-        self.result.experiment_id = self.recorder.experiment_id
+        self.result.experiment_id = self.recorder.runs.experiment_id
         self.result.summary_csv, self.result.tracking_uri = self.recorder.summary_csv, self.recorder.uri
 
     # -- steps -------------------------------------------------------------------------------
@@ -181,7 +181,7 @@ class _Run:
                 break
             if not specs:
                 continue
-            name = f"{self.plan.experiment}-{self.recorder.parent_id[:8]}-{stage}"
+            name = f"{self.plan.experiment}-{self.recorder.runs.parent_id[:8]}-{stage}"
             outcomes = self.driver.run_stage(specs, name, self.tally)
             for rid, out in outcomes.items():
                 self.state[rid] = out.status

@@ -26,14 +26,6 @@ class SearchRecorder:
     def __post_init__(self) -> None:
         self.runs = Invocation(self.uri, self.experiment)
 
-    @property
-    def experiment_id(self) -> str:
-        return self.runs.experiment_id
-
-    @property
-    def parent_id(self) -> str:
-        return self.runs.parent_id
-
     def open(self) -> str:
         self.runs.open_experiment()
         self.runs.reap()
@@ -43,7 +35,7 @@ class SearchRecorder:
             self.runs.continue_parent(found[0].info.run_id, tags)
         else:
             self.runs.create_parent(f"study {self.study}", tags)
-        return self.parent_id
+        return self.runs.parent_id
 
     def trial_run(self, number: int, cfg: TrainConfig, params: dict, row: str, extra: dict[str, str]) -> str:
         """The trial's run, SCHEDULED under the study's parent, with the searched parameters."""

@@ -134,7 +134,7 @@ def run_search(opts: SearchOptions, plan: Plan | None = None) -> SearchResult:
     with interruptible():
         recorder = SearchRecorder(f"search-{plan.experiment}", name, uri, tags)
         recorder.open()
-        driver = Driver(executor, plan.trial_settings(), recorder.uri, recorder.experiment_id)
+        driver = Driver(executor, plan.trial_settings(), recorder.uri, recorder.runs.experiment_id)
         search = _Search(opts, plan, objective, space, study, url, pruner, recorder, workdir, driver)
         search.teacher_run, search.backbone_run = teacher, backbone
         return search.execute()
@@ -145,7 +145,7 @@ class _Search:
         self.opts, self.plan, self.objective, self.space = opts, plan, objective, space
         self.study, self.url, self.pruner, self.recorder, self.workdir = study, url, pruner, recorder, workdir
         self.driver = driver
-        self.result = SearchResult(study.study_name, url, recorder.experiment, recorder.parent_id, 0)
+        self.result = SearchResult(study.study_name, url, recorder.experiment, recorder.runs.parent_id, 0)
         self.teacher_run: str | None = None
         self.backbone_run: str | None = None
 
@@ -199,7 +199,7 @@ class _Search:
                     failures += 1
             if not specs:
                 continue
-            name = f"search-{self.plan.experiment}-{self.recorder.parent_id[:8]}-{stage}"
+            name = f"search-{self.plan.experiment}-{self.recorder.runs.parent_id[:8]}-{stage}"
             outcomes = self.driver.run_stage([s for _, s in specs.values()], name, tally)
             if "throughput" in self.objective.metrics:
                 self._throughput({k: specs[k] for k, o in outcomes.items() if o.status == "finished"})
