@@ -85,7 +85,8 @@ def cifar(args: argparse.Namespace) -> None:
         print(f"epoch {i}: top1 {h.get('top1', float('nan')):.2f}  train {h.get('train_images_per_s', 0):.0f} img/s")
     print(f"cifar top1: {result.history[-1].get('top1', float('nan')):.2f}")
     print(f"cifar train img/s (last epoch): {result.history[-1].get('train_images_per_s', 0):.0f}")
-    print(f"cifar wall: {wall:.1f} s, {args.epochs} epoch(s), amp={trainer.amp} channels_last={trainer.channels_last}")
+    how = trainer.inference
+    print(f"cifar wall: {wall:.1f} s, {args.epochs} epoch(s), amp={how.amp} channels_last={how.channels_last}")
     if dev.type == "cuda":
         print(f"cifar peak memory: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
 

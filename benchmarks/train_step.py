@@ -119,11 +119,11 @@ def main() -> None:
     result = trainer.fit()
     trainer_ips = result.history[-1]["train_images_per_s"]  # second epoch: warm
     peak = torch.cuda.max_memory_allocated() / 2**30 if gpu else None
-    bare_ips = bare_loop(cfg, args.steps, dev, trainer.amp, trainer.channels_last)
+    bare_ips = bare_loop(cfg, args.steps, dev, trainer.inference.amp, trainer.inference.channels_last)
     name = torch.cuda.get_device_name() if gpu else f"CPU ({torch.get_num_threads()} threads)"
     print(
-        f"device: {name}; model {args.model} width {width}; {size}px; batch {batch}; amp={trainer.amp} "
-        f"channels_last={trainer.channels_last} compile={args.compile}"
+        f"device: {name}; model {args.model} width {width}; {size}px; batch {batch}; amp={trainer.inference.amp} "
+        f"channels_last={trainer.inference.channels_last} compile={args.compile}"
     )
     print(f"trainer   : {trainer_ips:9.1f} images/s (includes data loading + augmentation)")
     print(f"bare loop : {bare_ips:9.1f} images/s (pre-made tensor batch)")

@@ -18,7 +18,7 @@ import pandas as pd
 from mlflow.entities import Run
 
 from ..config_io import ConfigError
-from ..tracking.drivers import driver_tags
+from ..tracking.drivers import UNFINISHED, driver_tags
 from ..tracking.headline import DESCRIPTION_TAG
 from ..tracking.invocation import Invocation
 from ..tracking.store import retry_locked, schema_lock
@@ -107,11 +107,14 @@ class Recorder:
     def finished(self) -> dict[str, Run]:
         """Each unit's FINISHED run: its own, or one of another table with the same config hash
         and evaluation identity (remembered in :attr:`reused`)."""
-        eval_id = self.plan.eval_cfg.identity()
-        runs = retry_locked(lambda: table_runs(self.runs.client, self.runs.experiment_id, self.plan.units, eval_id))
-        done = {k: r for k, r in runs.items() if r.info.status == "FINISHED"}
+        done = {k: r for k, r in self._table_runs().items() if r.info.status == "FINISHED"}
         self.reused = {k: r for k, r in done.items() if r.info.experiment_id != self.runs.experiment_id}
         return done
+
+    def _table_runs(self) -> dict[str, Run]:
+        """Each unit's run: this table's newest, or, where that is not FINISHED, another table's reusable one."""
+        eval_id = self.plan.eval_cfg.identity()
+        return retry_locked(lambda: table_runs(self.runs.client, self.runs.experiment_id, self.plan.units, eval_id))
 
     def adopt(self, key: str) -> str:
         """Use another table's finished run for a unit; the run records every table using it."""
@@ -125,7 +128,7 @@ class Recorder:
         run of this config hash when that was KILLED or FAILED (an interrupted row continues its
         own run) or is being re-evaluated, else a new run."""
         prev = None if fresh else self.latest().get(rid)
-        if prev is not None and prev.info.status not in ("RUNNING", "SCHEDULED"):
+        if prev is not None and prev.info.status not in UNFINISHED:
             return self.runs.continue_trial_run(rid, prev)
         # none, or a live invocation's run (orphans were reaped at open): leave that to it
         return self.runs.new_trial_run(rid, self.plan.rows[rid].cfg, rid, self.child_tags(rid))
@@ -186,9 +189,7 @@ class Recorder:
     def _summarise(self, status: str, failed: dict[str, str]) -> pd.DataFrame:
         """summary.csv (file and artifact) and the parent's description and tags."""
         table = self.table = manifest(self.plan)
-        eval_id = self.plan.eval_cfg.identity()
-        runs = retry_locked(lambda: table_runs(self.runs.client, self.runs.experiment_id, self.plan.units, eval_id))
-        summary = build_summary(table, unit_frame(table, runs, self.runs.experiment_id))
+        summary = build_summary(table, unit_frame(table, self._table_runs(), self.runs.experiment_id))
         self.summary_csv.parent.mkdir(parents=True, exist_ok=True)
         summary_columns(summary).to_csv(self.summary_csv, index=False)
         self.runs.attach(self.summary_csv)

@@ -112,10 +112,8 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         # training's precision and layout; validation and the evaluation suite run in the same
         self.inference = Inference.for_training(cfg, self.device)
-        self.amp, self.amp_dtype = self.inference.amp, self.inference.dtype
         # fp16 needs its gradients scaled (bf16 has float32's range); a disabled scaler is a no-op
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp and cfg.amp_dtype == "fp16")
-        self.channels_last = self.inference.channels_last
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.inference.precision == "fp16")
         self.mix_gen = torch.Generator().manual_seed(cfg.seed + 17)
         self.rank, self.world = world()  # data-parallel when a process group exists (distributed.py)
         self._device_batches: DeviceBatches | None = None
@@ -214,7 +212,7 @@ class Trainer:
             load_backbone(model, cfg.transfer)
             set_bn_momentum(model, cfg.transfer, steps_per_epoch)
         model = model.to(dev)
-        if self.channels_last:
+        if self.inference.channels_last:
             model = model.to(memory_format=torch.channels_last)
         opt = build_optimizer(model, cfg.optim)
         start_epoch, history = self._resume(model, opt)
@@ -257,7 +255,9 @@ class Trainer:
     def _evaluate(self, model, val_loader) -> dict[str, float]:
         """Top-1 of a classifier; Recall@K of a retrieval net (its val split: unseen classes)."""
         if self.cfg.head.kind == "embedding":
-            return evaluate_recall(model, val_loader, self.device, self.cfg.head.recall_k, self.amp, self.amp_dtype)
+            return evaluate_recall(
+                model, val_loader, self.device, self.cfg.head.recall_k, self.inference.amp, self.inference.dtype
+            )
         return evaluate_top1(model, val_loader, self.inference)
 
     def _state(self, model, opt, epoch: int, history: list, num_classes: int) -> dict:
@@ -364,7 +364,7 @@ class Trainer:
             lam = sample_lambda(cfg.optim.batch_size, cfg.reg.mixup_alpha, dev, self.mix_gen)[self.rank :: self.world]
             parts = mixup_pairs(parts, lam, cfg.reg.mixup_type)
         x, target = parts[0], smooth(parts[1], cfg.reg.label_smoothing)
-        if self.channels_last:
+        if self.inference.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, target, y, (parts[2] if teacher is not None else None)
 
@@ -389,7 +389,7 @@ class Trainer:
 
     def _loss(self, model, x, target, y, teacher_probs) -> torch.Tensor:
         cfg = self.cfg
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
+        with torch.autocast(self.device.type, dtype=self.inference.dtype, enabled=self.inference.amp):
             logits = model(x)
         if cfg.head.kind == "embedding" and cfg.head.loss == "arcface":  # cosines -> margin logits
             logits = arc_margin(logits, y, cfg.head.arc_scale, cfg.head.arc_margin)
