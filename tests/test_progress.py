@@ -21,6 +21,24 @@ def test_eta_uses_each_trial_pace_from_when_it_was_reported():
     assert tally.eta() < eta  # a quick finished trial lowers the typical length
 
 
+def test_eta_keeps_the_slots_while_a_trial_is_being_replaced():
+    """Between one trial's end and the next one's start a single trial runs; the ETA must not
+    double for that moment (seen: ~40 min, ~1h20m, ~40 min on consecutive lines)."""
+    lines = Lines(Tally(total=6), "t")
+    for key in ("a", "b"):
+        lines.start(key, key)
+    now = time.time()
+    lines.tally.pace = {"a": (now - 100, 0.99, now), "b": (now - 50, 0.5, now)}
+    both = lines.tally.eta()
+    lines.result("a", {"row": "a", "finished": True, "top1": 50.0})  # a ended; c is not started yet
+    one = lines.tally.eta()
+    assert one < 1.3 * both, (one, both)
+    # the last trial of a table: its own time left, not a share of two slots
+    tally = Tally(total=1, running=1, width=2)
+    tally.pace = {"z": (now - 50, 0.5, now)}
+    assert abs(tally.eta() - 50) < 1.0
+
+
 def test_epoch_lines_leave_out_top1_when_not_evaluated(capsys):
     lines = Lines(Tally(total=1), "t")
     lines.start("k", "T0")

@@ -21,13 +21,16 @@ class Tally:
     done: int = 0
     failed: int = 0
     running: int = 0
+    width: int = 0  # the most trials seen running at once: the slots the executor gives
     started: float = field(default_factory=time.time)
     pace: dict = field(default_factory=dict)  # running trial -> (its start, fraction of training done, when)
     lengths: list = field(default_factory=list)  # finished trials' durations (s)
 
     def eta(self) -> float | None:
         """Seconds left: what the running trials' pace says they need, plus the trials not
-        started at the mean trial length, over as many at once as run now."""
+        started at the mean trial length, over as many slots as have run at once (not as run
+        now: between one trial's end and the next one's start a single trial runs), and never
+        less than the longest running trial still needs."""
         now = time.time()
         # a whole trial at its pace, from when its fraction was reported (trials report in turn)
         expected = {k: (at - t0) / f for k, (t0, f, at) in self.pace.items() if f > 0.02}
@@ -35,9 +38,10 @@ class Tally:
         if not typical:
             return None
         mean = sum(typical) / len(typical)
-        left = sum(max(0.0, expected.get(k, mean) - (now - t0)) for k, (t0, _, _) in self.pace.items())
+        left = [max(0.0, expected.get(k, mean) - (now - t0)) for k, (t0, _, _) in self.pace.items()]
         waiting = max(0, self.total - self.done - self.failed - self.running)
-        return (left + waiting * mean) / max(1, self.running)
+        slots = max(1, self.width, self.running)
+        return max((sum(left) + waiting * mean) / slots, max(left, default=0.0))
 
     def line(self, name: str) -> str:
         elapsed = time.time() - self.started
@@ -67,6 +71,7 @@ class Lines:
         if self.tally is None:
             return
         self.tally.running += started - ended
+        self.tally.width = max(self.tally.width, self.tally.running)
         if started:
             self.tally.pace[key] = (self.started[key], 0.0, self.started[key])
         if ended:
