@@ -21,6 +21,7 @@ from assembled.ablation.stats import (
     WELCH,
     Gain,
     paired,
+    seeds_to_resolve,
     sign_agreement,
     spread,
     welch,
@@ -173,6 +174,17 @@ def test_paired_gain_is_scipys_paired_t_interval():
     assert paired({0: 1.0}, {0: 0.5}, True).verdict == SINGLE
 
 
+def test_seeds_to_resolve_a_step_follow_the_t_table():
+    # t(0.975) by degrees of freedom, from the printed table: 5 -> 2.571, 6 -> 2.447, 15 -> 2.131,
+    # 16 -> 2.120. A step as large as its per-seed sd: 6 seeds give 2.571/sqrt(6) = 1.050 (not
+    # resolved), 7 give 2.447/sqrt(7) = 0.925. Half as large: 16 give 2.131/4 = 0.533, 17 give
+    # 2.120/sqrt(17) = 0.514 >= 0.5, 18 give 2.110/sqrt(18) = 0.497.
+    assert seeds_to_resolve(1.0, 1.0) == 7 and seeds_to_resolve(-1.0, 1.0) == 7
+    assert seeds_to_resolve(0.5, 1.0) == 18
+    assert seeds_to_resolve(0.01, 1.0) is None  # over 1000 seeds: not worth it
+    assert seeds_to_resolve(0.0, 1.0) is None and seeds_to_resolve(1.0, 0.0) == 2
+
+
 def test_rows_trained_with_the_same_seeds_are_judged_seed_by_seed():
     # each seed moves both rows (as a seed's data order does): the per-seed step is +1.0 +- 0.1,
     # the seeds' own spread 3 points; unpaired the step is lost in it, paired it is resolved
@@ -185,6 +197,14 @@ def test_rows_trained_with_the_same_seeds_are_judged_seed_by_seed():
     assert (s.loc["B", "d_top1_lo"], s.loc["B", "d_top1_hi"]) == (pytest.approx(ref.low), pytest.approx(ref.high))
     assert welch(b, a, True).verdict == UNSURE
     assert "compared seed by seed" in terminal(_manifest("stacked"), s.reset_index(), {})
+    # C over B is paired but open (per-seed differences -1.1, +11.1, +23.0, -0.1): the seeds a
+    # verdict would take if its mean held at that spread, from scipy's t quantiles
+    d = [c - b_ for c, b_ in zip([60, 75, 90, 70], b, strict=True)]
+    mean, sd = sum(d) / 4, float(pd.Series(d).std())
+    want = next(n for n in range(2, 100) if scipy_stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n) < abs(mean))
+    assert s.loc["C", "top1_verdict"] == UNSURE and s.loc["C", "top1_seeds_needed"] == want
+    assert "top1_seeds_needed" not in s or pd.isna(s.loc["B", "top1_seeds_needed"])  # resolved: none
+    assert f"C ~{want}" in terminal(_manifest("stacked"), s.reset_index(), {})
     # seeds that differ between the rows (one reused from a table run with another seed): Welch
     units.loc[units["row"] == "A", "seed"] = ["7", "8", "9", "10"]
     s = build_summary(_manifest("stacked"), units).set_index("row")

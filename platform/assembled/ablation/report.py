@@ -14,7 +14,7 @@ import sys
 
 import pandas as pd
 
-from .stats import SINGLE, WELCH
+from .stats import PAIRED, SINGLE, UNSURE, WELCH
 
 LABELS = {"top1": "top-1", "mce": "mCE", "mfr": "mFR", "recall_at_1": "R@1", "throughput": "img/s"}
 
@@ -131,6 +131,24 @@ def gain_method(summary: pd.DataFrame) -> str:
     return f"{paired_text}; {', '.join(welch_rows)} (no shared seeds): {welch_text}"
 
 
+def seeds_needed(summary: pd.DataFrame, col: str) -> str | None:
+    """What resolving the unresolved paired steps would take, if their mean gains held and their
+    per-seed differences kept their spread (``<col>_seeds_needed``, from stats.seeds_to_resolve)."""
+    needed, verdict, test = f"{col}_seeds_needed", f"{col}_verdict", f"{col}_test"
+    if not {needed, verdict, test, "row", "n"} <= set(summary.columns):
+        return None
+    open_steps = summary[(summary[verdict] == UNSURE) & (summary[test] == PAIRED)]
+    if open_steps.empty:
+        return None
+    parts = [
+        f"{r.row} ~{r[needed]:.0f}" if pd.notna(r[needed]) else f"{r.row} over 1000" for _, r in open_steps.iterrows()
+    ]
+    return (
+        f"Seeds a row for a {col} verdict on the open steps, if each mean gain held at its measured per-seed "
+        f"spread: {', '.join(parts)} (this run: {summary['n'].max():.0f})"
+    )
+
+
 def notes(manifest: dict, summary: pd.DataFrame, agreement: dict[str, str]) -> list[str]:
     kind = manifest.get("kind", "alternatives")
     how = "each row vs the row it adds to" if kind == "stacked" else f"each row vs {manifest.get('baseline')}"
@@ -142,6 +160,8 @@ def notes(manifest: dict, summary: pd.DataFrame, agreement: dict[str, str]) -> l
             f"Gains: {how}; {gain_method(summary)}. "
             "'cannot tell' = the interval spans 0 at this budget (more seeds or epochs may resolve it)."
         )
+    if (needed := seeds_needed(summary, "top1")) is not None:
+        lines.append(needed)
     verdicts = summary["top1_verdict"].dropna().astype(str) if "top1_verdict" in summary else pd.Series([])
     if verdicts.str.startswith("void").any():
         lines.append(

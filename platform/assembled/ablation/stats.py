@@ -46,6 +46,7 @@ class Gain:
     lo: float | None  # 95% interval of delta (None when it cannot be formed)
     hi: float | None
     verdict: str
+    diff_std: float | None = None  # paired: std of the per-seed differences (what more seeds average down)
 
 
 def finite(values: Sequence[float | None]) -> list[float]:
@@ -101,7 +102,23 @@ def paired(new: dict[int, float | None], old: dict[int, float | None], higher_is
         return Gain(d.mean, None, None, SINGLE)
     half = _t_quantile(d.n - 1) * d.std / math.sqrt(d.n) if d.std > 0 else 0.0
     lo, hi = d.mean - half, d.mean + half
-    return Gain(d.mean, lo, hi, verdict(lo, hi, higher_is_better))
+    return Gain(d.mean, lo, hi, verdict(lo, hi, higher_is_better), d.std)
+
+
+def seeds_to_resolve(delta: float, sd: float, most: int = 1000) -> int | None:
+    """Seeds a paired gain of ``delta`` needs for its 95% interval to exclude 0, if the per-seed
+    differences keep their std ``sd``: the smallest n with t(n-1) * sd / sqrt(n) < |delta|
+    (None above ``most``: at this noise the step is not worth resolving by seeds alone)."""
+    if sd <= 0:
+        return 2 if delta else None
+    if not delta:
+        return None
+    n = 2
+    while _t_quantile(n - 1) * sd / math.sqrt(n) >= abs(delta):
+        n += 1
+        if n > most:
+            return None
+    return n
 
 
 def verdict(lo: float, hi: float, higher_is_better: bool) -> str:

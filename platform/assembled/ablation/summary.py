@@ -17,7 +17,18 @@ import pandas as pd
 
 from ..robustness_sets import CORRUPTIONS as STANDARD
 from ..robustness_sets import PERTURBATIONS
-from .stats import HIGHER_IS_BETTER, PAIRED, WELCH, Gain, paired, sign_agreement, spread, welch
+from .stats import (
+    HIGHER_IS_BETTER,
+    PAIRED,
+    UNSURE,
+    WELCH,
+    Gain,
+    paired,
+    seeds_to_resolve,
+    sign_agreement,
+    spread,
+    welch,
+)
 from .units import unit_key
 
 if TYPE_CHECKING:  # annotations only: MLflow loads where a client is made
@@ -299,6 +310,8 @@ def _gain(
             rec[f"{p}{col}_test"] = WELCH
         rec[f"{p}d_{col}"], rec[f"{p}d_{col}_lo"], rec[f"{p}d_{col}_hi"] = g.delta, g.lo, g.hi
         rec[f"{p}{col}_verdict"] = g.verdict
+        if g.verdict == UNSURE and g.delta is not None and g.diff_std is not None:
+            rec[f"{p}{col}_seeds_needed"] = seeds_to_resolve(g.delta, g.diff_std)  # None: over 1000
         p_new, p_old = paper_of[row["id"]].get(col), paper_of.get(target, {}).get(col)
         rec[f"paper_{p}d_{col}"] = p_new - p_old if p_new is not None and p_old is not None else None
     both_steady = rec.get("throughput_reliable") and theirs is not None and timing_reliable(theirs)
