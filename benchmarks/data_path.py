@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "platform"))
 
 from assembled.data import DataConfig, train_dataset  # noqa: E402
-from assembled.data.decoded import find_source  # noqa: E402
 from assembled.data.device_batches import DeviceBatches  # noqa: E402
 from assembled.data.loaders import loader_for  # noqa: E402
+from assembled.data.sources import find_source  # noqa: E402
 from assembled.data.transforms import to_model_input  # noqa: E402
 
 

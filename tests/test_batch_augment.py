@@ -16,9 +16,10 @@ from torchvision.transforms.v2 import functional as F
 from assembled.data import DataConfig, DataError
 from assembled.data.autoaugment import apply_op, autoaugment_batch, policy
 from assembled.data.batch_ops import crop_params, resize_center_crop, resized_crop
-from assembled.data.decoded import CACHE_ENV, DecodedImages, find_source
+from assembled.data.decoded import DecodedImages
 from assembled.data.device_batches import DeviceBatches, epoch_order
 from assembled.data.folder import ImageFolderDataset
+from assembled.data.sources import CACHE_ENV, find_source
 from assembled.data.synthetic import SyntheticShapes
 from assembled.data.transforms import eval_geometry
 

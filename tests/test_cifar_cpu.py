@@ -15,7 +15,7 @@ from PIL import Image
 from assembled.ablation.plan import build_plan
 from assembled.ablation.profiles import load_profiles, train_config
 from assembled.ablation.spec import load_table
-from assembled.data.decoded import CACHE_ENV
+from assembled.data.sources import CACHE_ENV
 from assembled.evaluation.complexity import count_macs, count_params
 from assembled.models import build_model, resolve_config
 

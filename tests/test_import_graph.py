@@ -44,3 +44,33 @@ def test_a_plan_validates_without_torch():
     )
     r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
     assert r.stdout.strip() == "[]", r.stdout
+
+
+def test_planning_a_folder_profile_neither_decodes_nor_imports_torch(tmp_path, monkeypatch):
+    """`assembled plan 6 --profile cifar-cpu` (a folder source on the device pipeline) finds the
+    splits without decoding them or importing torch (it did both: 6.1 s beside a store, 1.6 s of
+    it torch, and a first plan would have decoded 60,000 images); `ablation` still decodes them
+    before any trial starts."""
+    from PIL import Image
+
+    from assembled.ablation.plan import build_plan
+    from assembled.data.sources import CACHE_ENV
+
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    for split in ("train", "test"):
+        for cls in ("cat", "dog"):
+            (data / split / cls).mkdir(parents=True)
+            for i in range(40):
+                Image.new("RGB", (32, 32), (i * 6, 0, 0)).save(data / split / cls / f"{i}.png")
+    monkeypatch.setenv(CACHE_ENV, str(cache))
+    probe = (
+        "import sys\n"
+        "from assembled.ablation.plan import build_plan\n"
+        f"plan = build_plan('6', 'cifar-cpu', data={str(data)!r}, decode=False)\n"
+        "print(sorted(m for m in ('torch', 'ray', 'optuna') if m in sys.modules))"
+    )
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert r.stdout.strip() == "[]", r.stdout
+    assert not cache.exists() or not any(cache.iterdir()), "the plan decoded the data"
+    build_plan("6", "cifar-cpu", data=str(data))  # what `ablation` builds: decoded here, once
+    assert any(p.suffix == ".npy" for p in cache.iterdir())

@@ -115,10 +115,12 @@ def build_plan(
     rows: list[str] | None = None,
     ablations_dir: Path | None = None,
     repeats: int | None = None,
+    decode: bool = True,
 ) -> Plan:
     """Everything validated before anything runs; a bad table, profile or data source raises
     :class:`ConfigError` naming the file, row and key (or the data path). ``repeats`` (seeds
-    per row) overrides the table's, which overrides the profile's."""
+    per row) overrides the table's, which overrides the profile's. ``decode=False`` (plan)
+    finds the data sources without decoding an image source that is not cached yet."""
     ablations_dir = ablations_dir or ROOT / "ablations"
     path = table_path(spec, ablations_dir)
     table, resolved = load_table(path)
@@ -152,7 +154,7 @@ def build_plan(
     plan = Plan(path, table, profile, prof, data, planned, [r.id for r in resolved], prof.evaluation, n)
     plan.paper_only = sorted(paper_only, key=[r.id for r in resolved].index)
     check_search_spaces(plan, profiles_path)
-    check_data(plan)
+    check_data(plan, decode)
     return plan
 
 
@@ -263,16 +265,23 @@ def share_training(units: dict[str, PlannedRow], table_rows: list[str]) -> None:
     the same config (``same_as``: a profile's cap made T4 equal to T3, so T4 is T3's run), or the
     same training with another evaluation crop (``trained_by``: T4 is T3's weights evaluated at
     256 px, as in the paper). Nothing is trained twice."""
+    hashes: dict[str, tuple[str, str]] = {}  # unit key -> (config, training) hash, each computed once
+
+    def of(u: PlannedRow) -> tuple[str, str]:
+        if u.key not in hashes:
+            hashes[u.key] = (u.cfg.config_hash(), u.cfg.training_hash())
+        return hashes[u.key]
+
     for i, rid in enumerate(table_rows):
         for unit in (u for u in units.values() if u.id == rid):
             for earlier in table_rows[:i]:
                 other = units.get(unit_key(earlier, unit.repeat))
                 if other is None or other.same_as:
                     continue
-                if other.cfg.config_hash() == unit.cfg.config_hash():
+                if of(other)[0] == of(unit)[0]:
                     unit.same_as = other.key
                     break
-                if other.cfg.training_hash() == unit.cfg.training_hash():
+                if of(other)[1] == of(unit)[1]:
                     unit.trained_by = other.trained_by or other.key
                     break
 
@@ -290,8 +299,9 @@ def wanted_closure(rows: dict[str, PlannedRow], requested: list[str]) -> set[str
     return wanted
 
 
-def check_data(plan: Plan) -> None:
-    """Each distinct data source of the wanted rows, once, with the smallest batch that reads it."""
+def check_data(plan: Plan, decode: bool = True) -> None:
+    """Each distinct data source of the wanted rows, once, with the smallest batch that reads it
+    (decoded into its cache unless ``decode`` is False)."""
     seen: dict[str, tuple[PlannedRow, int]] = {}
     for rid in plan.wanted:
         unit = plan.rows[rid]
@@ -301,7 +311,7 @@ def check_data(plan: Plan) -> None:
             seen[key] = (unit, cfg.optim.batch_size)
     for unit, batch in seen.values():
         try:
-            check_source(unit.cfg.data, batch)
+            check_source(unit.cfg.data, batch, decode)
         except DataError as e:
             if plan.data and unit.cfg.data.path == str(plan.data):
                 origin = "--data"

@@ -61,7 +61,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from .estimate import Estimator
     from .plan import build_plan, decide
 
-    plan = build_plan(args.table, args.profile, args.data, args.rows, repeats=args.repeats)
+    plan = build_plan(args.table, args.profile, args.data, args.rows, repeats=args.repeats, decode=False)
     from ..tracking.store import read_only_client
 
     client = read_only_client()

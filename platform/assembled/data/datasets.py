@@ -6,9 +6,10 @@ from pathlib import Path
 
 from .cifar import CifarPickleDataset
 from .config import DataConfig
-from .decoded import DecodedImages, find_source
+from .decoded import DecodedImages
 from .folder import DataError, ImageFolderDataset, ImageListDataset
 from .layouts import samples_for
+from .sources import find_source
 from .synthetic import SyntheticShapes
 from .transforms import (
     context_geometry,
