@@ -10,7 +10,7 @@ import math
 import pandas as pd
 import plotly.offline
 
-from assembled.ablation.report import gain_method
+from assembled.ablation.report import gain_method, seeds_needed
 from assembled.ablation.summary import agreement as summary_agreement
 
 from . import figures
@@ -226,6 +226,7 @@ def table_page(data: TableData) -> str:
     verdicts = (
         f"<p class='note'>Gains: {html.escape(gain_method(df))}; <b>cannot tell</b> means "
         "the interval spans 0 at this budget. "
+        + (html.escape(needed) + ". " if (needed := seeds_needed(df, "top1")) else "")
         + (
             f"Sign agreement with the paper: {html.escape('; '.join(f'{k} {v}' for k, v in agreement.items()))}."
             if agreement

@@ -3,6 +3,7 @@ checked as HTML and in headless Chromium; the MLflow UI served by `assembled ui`
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -17,10 +18,11 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from assembled.ablation.stats import PAIRED, UNSURE
 from assembled.tracking.ui import experiment_url, run_url
 from dashboards.build import build
 from dashboards.figures import labels, pareto_front, row_colours, training_curves
-from dashboards.page import index_page, mixed_evaluation_warning, rows_table
+from dashboards.page import index_page, mixed_evaluation_warning, rows_table, table_page
 from dashboards.source import experiment_name, load_table
 
 from .browser import chromium, free_port, js_errors, screenshot_spread
@@ -159,6 +161,13 @@ def test_table_page_from_real_store(store):
     arts = [a.path for a in client.list_artifacts(result.parent_run_id, "dashboard")]
     assert arts == ["dashboard/dash.html"]
     assert seconds < 60, seconds
+    # an open step judged seed by seed says on the page what a verdict would take
+    assert "verdict on the open steps" not in page  # one seed a row: nothing paired is open
+    rows = data.rows.copy()
+    rows["top1_seeds_needed"] = float("nan")
+    c = rows["row"] == "C"
+    rows.loc[c, "top1_verdict"], rows.loc[c, "top1_test"], rows.loc[c, "top1_seeds_needed"] = UNSURE, PAIRED, 9
+    assert "C ~9 (this run: 1)" in table_page(dataclasses.replace(data, rows=rows))
 
 
 @pytest.mark.slow
