@@ -174,6 +174,27 @@ def test_paired_gain_is_scipys_paired_t_interval():
     assert paired({0: 1.0}, {0: 0.5}, True).verdict == SINGLE
 
 
+def test_equal_per_seed_differences_keep_the_metric_s_resolution():
+    """Table 7's E4 over E3 under the cpu profile: top-1 on 500 images (0.2-point steps) gave
+    +5.80 on both seeds and a zero-width interval. Each value is known to half a step, so the
+    differences' std is at least a difference's rounding error, 0.2 / sqrt(6)."""
+    e4, e3 = {0: 37.4, 1: 34.4}, {0: 31.6, 1: 28.6}
+    assert paired(e4, e3, True).lo == paired(e4, e3, True).hi  # the old, lying interval
+    g = paired(e4, e3, True, step=0.2)
+    half = scipy_stats.t.ppf(0.975, 1) * (0.2 / math.sqrt(6)) / math.sqrt(2)  # 0.734
+    assert (g.lo, g.hi) == (pytest.approx(5.8 - half), pytest.approx(5.8 + half)) and g.verdict == HELPS
+    # spread above the floor is left alone
+    assert paired({0: 37.4, 1: 34.0}, e3, True, step=0.2) == paired({0: 37.4, 1: 34.0}, e3, True)
+    # the summary takes the step from the runs' validation size
+    units = _units({"R": [90, 91], "A": [31.6, 28.6], "B": [37.4, 34.4], "C": [50, 51], "D": [1, 2]})
+    units["seed"] = [str(k) for k in range(2)] * 5
+    s = build_summary(_manifest("stacked"), units).set_index("row")
+    assert s.loc["B", "d_top1_lo"] == s.loc["B", "d_top1_hi"]
+    units["val_images"] = 500.0
+    s = build_summary(_manifest("stacked"), units).set_index("row")
+    assert s.loc["B", "d_top1_lo"] == pytest.approx(5.8 - half) and s.loc["B", "top1_verdict"] == HELPS
+
+
 def test_seeds_to_resolve_a_step_follow_the_t_table():
     # t(0.975) by degrees of freedom, from the printed table: 5 -> 2.571, 6 -> 2.447, 15 -> 2.131,
     # 16 -> 2.120. A step as large as its per-seed sd: 6 seeds give 2.571/sqrt(6) = 1.050 (not

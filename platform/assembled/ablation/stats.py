@@ -87,11 +87,18 @@ def welch(new: Sequence[float | None], old: Sequence[float | None], higher_is_be
     return Gain(delta, lo, hi, verdict(lo, hi, higher_is_better))
 
 
-def paired(new: dict[int, float | None], old: dict[int, float | None], higher_is_better: bool) -> Gain:
+def paired(
+    new: dict[int, float | None], old: dict[int, float | None], higher_is_better: bool, step: float = 0.0
+) -> Gain:
     """Gain of ``new`` over ``old`` measured on the same trainings (keys: the seed's repeat): the
     mean of the per-seed differences with a 95% t interval (n - 1 degrees of freedom). For rows
     that evaluate another row's weights (T4 is T3 at 256 px): the seed-to-seed spread of the
-    training cancels, which is what pairing is for."""
+    training cancels, which is what pairing is for.
+
+    ``step``: the metric's resolution (top-1 on N images moves in 100/N points). Each value is
+    then known to half a step, so equal per-seed differences are a coincidence of that grid, not
+    a spread of zero (seen: +5.80 on both seeds, a zero-width interval): the differences' std is
+    taken as at least a difference's rounding error, step / sqrt(6) (two uniform errors)."""
     pairs = [finite([v, old.get(k)]) for k, v in new.items()]
     diffs = [a - b for a, b in (p for p in pairs if len(p) == 2)]
     if not diffs:
@@ -100,9 +107,10 @@ def paired(new: dict[int, float | None], old: dict[int, float | None], higher_is
     assert d.mean is not None
     if d.n < 2 or d.std is None:
         return Gain(d.mean, None, None, SINGLE)
-    half = _t_quantile(d.n - 1) * d.std / math.sqrt(d.n) if d.std > 0 else 0.0
+    sd = max(d.std, step / math.sqrt(6))
+    half = _t_quantile(d.n - 1) * sd / math.sqrt(d.n) if sd > 0 else 0.0
     lo, hi = d.mean - half, d.mean + half
-    return Gain(d.mean, lo, hi, verdict(lo, hi, higher_is_better), d.std)
+    return Gain(d.mean, lo, hi, verdict(lo, hi, higher_is_better), sd)
 
 
 def seeds_to_resolve(delta: float, sd: float, most: int = 1000) -> int | None:

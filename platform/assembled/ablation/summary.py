@@ -128,6 +128,8 @@ def unit_frame(manifest: dict, runs: dict[str, Run], experiment_id: str | None =
                 rec["reused_from"] = f"table {run.data.tags.get('table', '?')} {run.data.tags.get('row', '?')}"
             if run.data.tags.get("data.num_classes"):
                 rec["num_classes"] = float(run.data.tags["data.num_classes"])
+            if run.data.tags.get("data.val_images"):
+                rec["val_images"] = float(run.data.tags["data.val_images"])
             if run.info.status == "FINISHED":
                 rec |= run.data.metrics
             elif run.info.status == "FAILED":
@@ -298,10 +300,10 @@ def _gain(
         elif row.get("same_as") == target:
             g = Gain(0.0, None, None, f"same config as {target}")
         elif row.get("trained_by") == target and theirs is not None and col in mine and col in theirs:
-            g = paired(_by_repeat(mine, col), _by_repeat(theirs, col), HIGHER_IS_BETTER[col])
+            g = paired(_by_repeat(mine, col), _by_repeat(theirs, col), HIGHER_IS_BETTER[col], _step(col, mine, theirs))
             rec[f"{p}{col}_test"] = PAIRED
         elif (pairs := _seed_pairs(mine, theirs, col)) is not None:
-            g = paired(*pairs, HIGHER_IS_BETTER[col])
+            g = paired(*pairs, HIGHER_IS_BETTER[col], _step(col, mine, theirs))
             rec[f"{p}{col}_test"] = PAIRED
         else:
             a = list(mine[col]) if col in mine else []
@@ -346,6 +348,16 @@ def _by_seed(finished: pd.DataFrame, col: str) -> dict[str, float]:
         for s, v in zip(finished["seed"], finished[col], strict=True)
         if isinstance(s, str) and s and v is not None and not pd.isna(v) and math.isfinite(float(v))
     }
+
+
+def _step(col: str, mine: pd.DataFrame, theirs: pd.DataFrame | None) -> float:
+    """The resolution of a top-1 / top-5 read on N validation images (100/N points; the
+    smallest N of either row), 0 for the other metrics (means over many images and sets)."""
+    if col not in ("top1", "top5"):
+        return 0.0
+    sizes = [f["val_images"].min() for f in (mine, theirs) if f is not None and "val_images" in f]
+    sizes = [n for n in sizes if pd.notna(n) and n > 0]
+    return 100.0 / min(sizes) if sizes else 0.0
 
 
 def _by_repeat(finished: pd.DataFrame, col: str) -> dict[int, float]:
