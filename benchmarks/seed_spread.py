@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -102,10 +101,12 @@ def main() -> None:
             r = fut.result()
             tops.setdefault(row, {})[seed] = r["top1"]
             print(f"  {row} seed {seed}: loss by epoch {r['losses']}, top-1 {r['top1']:.2f} ({r['seconds']:.0f} s)")
+    from assembled.ablation.stats import spread  # the summary's own mean and std
+
     for row, by_seed in tops.items():
-        xs = list(by_seed.values())
-        sd = statistics.stdev(xs) if len(xs) > 1 else float("nan")
-        print(f"  {row}: top-1 {statistics.mean(xs):.2f} ± {sd:.2f} over {len(xs)} seeds")
+        sp = spread(list(by_seed.values()))
+        sd = f"{sp.std:.2f}" if sp.std is not None else "-"
+        print(f"  {row}: top-1 {sp.mean:.2f} ± {sd} over {sp.n} seeds")
     for a, b in zip(args.row, args.row[1:], strict=False):
         print(_paired_line(a, b, tops))
     print(json.dumps({"set": args.set, "top1": tops}))
