@@ -46,7 +46,7 @@ class Gain:
     lo: float | None  # 95% interval of delta (None when it cannot be formed)
     hi: float | None
     verdict: str
-    diff_std: float | None = None  # paired: std of the per-seed differences (what more seeds average down)
+    diff_std: float | None = None  # paired: std of the per-seed differences, at least the step floor (see paired)
 
 
 def finite(values: Sequence[float | None]) -> list[float]:
