@@ -59,6 +59,21 @@ def require_token() -> None:
     os.environ.setdefault("RAY_AUTH_TOKEN", TOKEN)
 
 
+FRESH_ENV = "ASSEMBLED_FRESH_TRIAL_PROCESS"  # "1": every trial in a new worker process
+
+
+def reuse_workers() -> bool:
+    """Whether a trial may run in the worker process of an earlier trial of its stage (Tune's
+    ``reuse_actors``). A fresh process imports torch, MLflow and the platform again: six trials of
+    the cpu profile, two at a time, spanned 32.8 s that way and 19.1 s reused (1.72x,
+    ``python benchmarks/trial_overhead.py``); Table 7 with 3 seeds took 11m16s instead of 9m07s,
+    with the same results to the hundredth (every trial seeds Python, NumPy and torch, and sets
+    its thread count). A worker that dies is
+    replaced as before. ``ASSEMBLED_FRESH_TRIAL_PROCESS=1`` gives each trial a process of its own
+    (e.g. a library that leaks memory from trial to trial)."""
+    return os.environ.get(FRESH_ENV, "") not in ("1", "true", "yes")
+
+
 class RayExecutor:
     def __init__(self, address: str | None, storage: Path, name: str = "") -> None:
         """``storage``: Tune's experiment folder on this machine, unless ``ASSEMBLED_RAY_STORAGE``
@@ -125,7 +140,7 @@ class RayExecutor:
                     verbose=0,
                     callbacks=[TrialLines(copy.copy(tally) if tally else None, name.split("-")[0])],
                 ),
-                tune_config=tune.TuneConfig(reuse_actors=False),
+                tune_config=tune.TuneConfig(reuse_actors=reuse_workers()),
             ).fit()
         except Exception as e:
             if self.shared:  # Tune itself raised: with an object store, that is where it writes
