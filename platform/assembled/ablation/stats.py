@@ -63,9 +63,11 @@ def spread(values: Sequence[float | None]) -> Spread:
 
 
 def _t_quantile(df: float) -> float:
-    from scipy.stats import t
+    """Student's t quantile from scipy.special (the same function scipy.stats' ``t.ppf`` calls):
+    importing scipy.stats took ~0.9 s of ``assembled report``'s start, scipy.special ~0.15 s."""
+    from scipy.special import stdtrit
 
-    return float(t.ppf(0.5 + LEVEL / 2, df))
+    return float(stdtrit(df, 0.5 + LEVEL / 2))
 
 
 def welch(new: Sequence[float | None], old: Sequence[float | None], higher_is_better: bool) -> Gain:
