@@ -69,6 +69,7 @@ def store(tmp_path_factory) -> tuple[Path, str]:
     assert r.returncode == 0, r.stderr[-2000:]
     c = MlflowClient(uri)
     exp = c.create_experiment("search-x", tags={"k": "v"})
+    c.create_experiment("SEARCH-upper")  # LIKE minds case in MLflow's SQLite sessions
     gone = c.create_experiment("deleted-one")
     c.delete_experiment(gone)
     for i, (status, tags) in enumerate(
@@ -114,6 +115,10 @@ def test_runs_and_experiments_read_as_mlflow_reads_them(store):
         if b is not None:
             fields = ("experiment_id", "name", "lifecycle_stage", "tags", "artifact_location", "creation_time")
             assert [getattr(a, f) for f in fields] == [getattr(b, f) for f in fields], name
+    for like in ("name LIKE 'search-%'", "name LIKE '%-%'"):
+        assert [e.name for e in mine.search_experiments(filter_string=like)] == [
+            e.name for e in theirs.search_experiments(filter_string=like)
+        ]
     assert [e.name for e in mine.search_experiments(filter_string="name LIKE 'search-%'")] == ["search-x"]
     some = theirs.search_runs(ids, "", max_results=1000)
     for run in some:
@@ -143,6 +148,18 @@ def test_reports_read_the_same_and_the_store_is_untouched(store, tmp_path):
     assert (tmp / "mlflow.db").read_bytes() == before
 
 
+def test_a_page_logged_as_an_artifact_is_what_mlflow_lists(store, tmp_path):
+    _, uri = store
+    theirs, mine = MlflowClient(uri), SqliteReader(uri)
+    parent = mine.search_runs([mine.get_experiment_by_name("table07").experiment_id], "tags.kind = 'ablation'")[0]
+    page = tmp_path / "table07.html"
+    page.write_text("<html>page</html>")
+    mine.log_artifact(parent.info.run_id, str(page), "dashboard")
+    assert "dashboard/table07.html" in [a.path for a in theirs.list_artifacts(parent.info.run_id, "dashboard")]
+    got = theirs.download_artifacts(parent.info.run_id, "dashboard/table07.html", str(tmp_path / "back"))
+    assert Path(got).read_text() == "<html>page</html>"
+
+
 def test_an_unknown_schema_revision_is_left_to_mlflow(store, tmp_path):
     tmp, _ = store
     copy = tmp_path / "other.db"
@@ -157,7 +174,7 @@ def test_an_unknown_schema_revision_is_left_to_mlflow(store, tmp_path):
         reader.get_experiment_by_name("table07")
 
 
-READING = [["report", "7"], ["plan", "7", "--rows", "E0", "E1", "--repeats", "2"], ["dashboard", "7", "--no-artifact"]]
+READING = [["report", "7"], ["plan", "7", "--rows", "E0", "E1", "--repeats", "2"], ["dashboard", "7"]]
 
 
 @pytest.mark.parametrize("command", READING)

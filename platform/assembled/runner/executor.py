@@ -68,9 +68,8 @@ def reuse_workers() -> bool:
     the cpu profile, two at a time, spanned 32.8 s that way and 19.1 s reused (1.72x,
     ``python benchmarks/trial_overhead.py``); Table 7 with 3 seeds took 11m16s instead of 9m07s,
     with the same results to the hundredth (every trial seeds Python, NumPy and torch, and sets
-    its thread count). A worker that dies is
-    replaced as before. ``ASSEMBLED_FRESH_TRIAL_PROCESS=1`` gives each trial a process of its own
-    (e.g. a library that leaks memory from trial to trial)."""
+    its thread count). A worker that dies is replaced as before. ``ASSEMBLED_FRESH_TRIAL_PROCESS=1``
+    gives each trial a process of its own (e.g. a library that leaks memory from trial to trial)."""
     return os.environ.get(FRESH_ENV, "") not in ("1", "true", "yes")
 
 

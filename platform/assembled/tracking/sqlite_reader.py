@@ -9,10 +9,10 @@ a 2-s target for those commands (issue 25). The tables read here are MLflow's ow
 the answers are MLflow's: the same runs in the same order (start time descending, then run id),
 active ones only, NaN metrics as NaN. Anything else is MLflow's client's, made on first need:
 a filter or an order beyond the few this platform writes (tag equality and inequality, run
-status, experiment name LIKE), an artifact not on a local path, any write, and every call on a
-store whose schema revision is not one this was checked against (``tests/test_sqlite_reader.py``
-compares every answer with MLflow's on a real store). Opened read-only: a reader never creates
-or changes a store.
+status, experiment name LIKE), an artifact not on a local path, any write but a local artifact's
+copy, and every call on a store whose schema revision is not one this was checked against
+(``tests/test_sqlite_reader.py`` compares every answer with MLflow's on a real store). The
+database is opened read-only: a reader never creates or changes a store's tables.
 """
 
 from __future__ import annotations
@@ -134,6 +134,7 @@ class SqliteReader:
         except sqlite3.Error:
             revision = None
         if revision is not None and revision[0] in KNOWN_REVISIONS:
+            db.execute("PRAGMA case_sensitive_like = true")  # as MLflow's sessions: LIKE minds case
             self._db = db
         else:
             db.close()  # another MLflow's schema: its client reads it
@@ -270,6 +271,19 @@ class SqliteReader:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
         return str(target)
+
+    def log_artifact(self, run_id: str, local_path: str, artifact_path: str | None = None) -> None:
+        """A file into a run's artifacts on this machine's disk: a copy into its artifact folder,
+        which is all MLflow's local artifact repository does (the store's tables do not list
+        artifacts); elsewhere MLflow uploads it. The dashboard's page, without MLflow's ~2 s."""
+        run = self.get_run(run_id) if self._db is not None else None
+        root = _local_path(run.info.artifact_uri) if isinstance(run, Run) else None
+        if root is None or not Path(local_path).is_file():
+            self.mlflow().log_artifact(run_id, local_path, artifact_path)
+            return
+        folder = root / artifact_path if artifact_path else root
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(local_path, folder / Path(local_path).name)
 
     def close(self) -> None:
         if self._db is not None:
