@@ -260,11 +260,10 @@ class SqliteReader:
     def download_artifacts(self, run_id: str, path: str, dst_path: str | None = None) -> str:
         """A file artifact of a run whose artifacts are on this machine's disk, copied into
         ``dst_path`` as MLflow does; elsewhere (S3, a server's proxy) MLflow fetches it."""
-        run = self.get_run(run_id) if self._db is not None else None
-        root = _local_path(run.info.artifact_uri) if isinstance(run, Run) else None
-        source = root / path if root else None
-        if source is None or dst_path is None:
+        root = self._artifact_root(run_id)
+        if root is None or dst_path is None:
             return self.mlflow().download_artifacts(run_id, path, dst_path)
+        source = root / path
         if not source.is_file():  # e.g. an invocation interrupted before its manifest
             raise FileNotFoundError(f"run {run_id} has no artifact {path} (looked in {root})")
         target = Path(dst_path) / path
@@ -276,8 +275,7 @@ class SqliteReader:
         """A file into a run's artifacts on this machine's disk: a copy into its artifact folder,
         which is all MLflow's local artifact repository does (the store's tables do not list
         artifacts); elsewhere MLflow uploads it. The dashboard's page, without MLflow's ~2 s."""
-        run = self.get_run(run_id) if self._db is not None else None
-        root = _local_path(run.info.artifact_uri) if isinstance(run, Run) else None
+        root = self._artifact_root(run_id)
         if root is None or not Path(local_path).is_file():
             self.mlflow().log_artifact(run_id, local_path, artifact_path)
             return
@@ -285,7 +283,10 @@ class SqliteReader:
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copy2(local_path, folder / Path(local_path).name)
 
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+    def _artifact_root(self, run_id: str) -> Path | None:
+        """The run's artifact folder when it is on this machine's disk; None (another store, an
+        unknown run, an unread schema): MLflow's client handles the artifact."""
+        if self._db is None:
+            return None
+        found = self._runs("r.run_uuid = ?", [run_id], 1)
+        return _local_path(found[0].info.artifact_uri) if found else None
