@@ -175,7 +175,10 @@ class SqliteReader:
             [*args, limit],
         ).fetchall()
         tags: dict[int, dict[str, str]] = {}
-        for key, value, eid in self._db.execute("select key, value, experiment_id from experiment_tags"):
+        ids = [r[0] for r in rows]  # at most DEFAULT_MAX_RESULTS: under SQLite's bound-parameter limit
+        marks = ",".join("?" * len(ids))
+        query = f"select key, value, experiment_id from experiment_tags where experiment_id in ({marks})"
+        for key, value, eid in self._db.execute(query, ids):
             tags.setdefault(eid, {})[key] = value
         return [Experiment(str(r[0]), r[1], r[2], r[3], tags.get(r[0], {}), r[4], r[5]) for r in rows]
 
